@@ -1,0 +1,145 @@
+//! Named configurations: the parameters one build of the network interface is made with.
+
+use thiserror::Error;
+
+/// Parameters of one build. The hardware reports each of them in a capability register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub name: &'static str,
+    /// Address contexts (a power of two).
+    pub contexts: u32,
+    /// Translation table entries (a power of two).
+    pub translation_entries: u32,
+    /// log2 of the page size.
+    pub page_shift: u32,
+    /// Data path width in bytes (a power of two, at most 8).
+    pub data_bytes: u32,
+    /// Longest request in bytes.
+    pub max_request_bytes: u32,
+    /// Physical pages of persistent memory behind the memory port.
+    pub memory_pages: u64,
+    /// Clock the build is meant to close timing at, for throughput figures.
+    pub target_clock_mhz: u32,
+}
+
+impl Config {
+    /// The default: a simulation-sized card.
+    pub const SIM: Config = Config {
+        name: "sim",
+        contexts: 256,
+        translation_entries: 4096,
+        page_shift: 12,
+        data_bytes: 8,
+        max_request_bytes: 1 << 20,
+        memory_pages: 1 << 18,
+        target_clock_mhz: 250,
+    };
+
+    /// Small enough for an iCE40 UP5K: its 128 KiB of SPRAM as persistent memory.
+    pub const ICE40: Config = Config {
+        name: "ice40",
+        contexts: 16,
+        translation_entries: 256,
+        page_shift: 10,
+        data_bytes: 4,
+        max_request_bytes: 16 << 10,
+        memory_pages: 128,
+        target_clock_mhz: 24,
+    };
+
+    pub const ALL: [Config; 2] = [Config::SIM, Config::ICE40];
+
+    pub fn by_name(name: &str) -> Result<Config, ConfigError> {
+        Config::ALL
+            .into_iter()
+            .find(|config| config.name == name)
+            .ok_or_else(|| ConfigError::Unknown(name.to_owned()))
+    }
+
+    pub const fn page_bytes(&self) -> u64 {
+        1 << self.page_shift
+    }
+
+    pub const fn memory_bytes(&self) -> u64 {
+        self.memory_pages << self.page_shift
+    }
+
+    /// Checks the parameters against the limits of the hardware.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |reason: &str| Err(ConfigError::Invalid(self.name, reason.to_owned()));
+        if !self.contexts.is_power_of_two() || self.contexts > 1 << crate::CONTEXT_ID_BITS {
+            return invalid("contexts must be a power of two, at most 65536");
+        }
+        if !self.translation_entries.is_power_of_two()
+            || self.translation_entries > 1 << crate::ENTRY_INDEX_BITS
+        {
+            return invalid("translation entries must be a power of two, at most 65536");
+        }
+        if !self.data_bytes.is_power_of_two() || self.data_bytes > 8 {
+            return invalid("data bytes must be a power of two, at most 8");
+        }
+        if self.page_shift < 6 || self.page_shift > 16 {
+            return invalid("pages must be 64 bytes to 64 KiB");
+        }
+        let max_pages = u64::from(crate::PAGE_QUEUE_DEPTH) << self.page_shift;
+        if self.max_request_bytes == 0 || u64::from(self.max_request_bytes) > max_pages {
+            return invalid("the longest request must be 1 byte to 256 pages");
+        }
+        if self.memory_pages == 0
+            || self.memory_pages > 1 << crate::PAGE_NUMBER_BITS
+            || self.memory_bytes() > 1 << crate::MEMORY_ADDRESS_BITS
+        {
+            return invalid("persistent memory must be 1 page to 2^32 pages and 2^48 bytes");
+        }
+        Ok(())
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum ConfigError {
+    #[error("unknown configuration {0:?} (known: sim, ice40)")]
+    Unknown(String),
+    #[error("configuration {0}: {1}")]
+    Invalid(&'static str, String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rstest::rstest;
+
+    #[rstest]
+    #[case(Config::SIM)]
+    #[case(Config::ICE40)]
+    fn named_configurations_are_valid(#[case] config: Config) {
+        config.validate().unwrap();
+        assert_eq!(Config::by_name(config.name), Ok(config));
+    }
+
+    #[test]
+    fn the_default_is_at_least_as_large_as_promised() {
+        let sim = Config::SIM;
+        assert!(sim.contexts >= 256);
+        assert!(sim.translation_entries >= 4096);
+        assert_eq!(sim.page_bytes(), 4096);
+    }
+
+    #[rstest]
+    #[case(Config { contexts: 100, ..Config::SIM })]
+    #[case(Config { data_bytes: 16, ..Config::SIM })]
+    #[case(Config { page_shift: 4, ..Config::SIM })]
+    #[case(Config { max_request_bytes: 0, ..Config::SIM })]
+    #[case(Config { max_request_bytes: (256 << 12) + 1, ..Config::SIM })]
+    #[case(Config { memory_pages: 0, ..Config::SIM })]
+    fn invalid_parameters_are_refused(#[case] config: Config) {
+        assert!(matches!(config.validate(), Err(ConfigError::Invalid(..))));
+    }
+
+    #[test]
+    fn unknown_names_are_refused() {
+        assert_eq!(
+            Config::by_name("artix"),
+            Err(ConfigError::Unknown("artix".into()))
+        );
+    }
+}

@@ -1,0 +1,268 @@
+//! The BAR0 register window of the network interface.
+//!
+//! Every register is 64 bits wide and 8-byte aligned. Reads of offsets that name no
+//! register (including unaligned ones) return 0; writes to them have no effect.
+//! Registers in [`Group::Programming`] are refused while the management lock is closed:
+//! reads return 0, writes are dropped and counted in [`REFUSED_WRITES`].
+
+use crate::field::Field;
+
+/// How the host may use a register.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Reads return the value, writes have no effect.
+    ReadOnly,
+    /// Reads return what was last written (or loaded by a command).
+    ReadWrite,
+    /// Writes act, reads return 0.
+    WriteOnly,
+    /// Reads return the value, any write clears it.
+    ReadWriteClears,
+    /// Writes start a command, reads return its status.
+    Command,
+}
+
+/// Which part of the network interface a register belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Group {
+    Identity,
+    Management,
+    /// Address validation and translation programming: behind the management lock.
+    Programming,
+    Faults,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Register {
+    pub name: &'static str,
+    pub offset: u16,
+    pub access: Access,
+    pub group: Group,
+}
+
+const fn register(name: &'static str, offset: u16, access: Access, group: Group) -> Register {
+    Register {
+        name,
+        offset,
+        access,
+        group,
+    }
+}
+
+use Access::*;
+use Group::*;
+
+/// Magic number, ABI version.
+pub const IDENTITY: Register = register("IDENTITY", 0x000, ReadOnly, Identity);
+/// Number of address contexts.
+pub const CONTEXTS: Register = register("CONTEXTS", 0x008, ReadOnly, Identity);
+/// Number of translation table entries.
+pub const TRANSLATION_ENTRIES: Register =
+    register("TRANSLATION_ENTRIES", 0x010, ReadOnly, Identity);
+/// log2 of the page size in bytes.
+pub const PAGE_SHIFT: Register = register("PAGE_SHIFT", 0x018, ReadOnly, Identity);
+/// Width of the data path in bytes.
+pub const DATA_BYTES: Register = register("DATA_BYTES", 0x020, ReadOnly, Identity);
+/// Longest request, in bytes.
+pub const MAX_REQUEST_BYTES: Register = register("MAX_REQUEST_BYTES", 0x028, ReadOnly, Identity);
+/// Number of physical pages of persistent memory behind the memory port.
+pub const MEMORY_PAGES: Register = register("MEMORY_PAGES", 0x030, ReadOnly, Identity);
+/// [`status`] bits.
+pub const STATUS: Register = register("STATUS", 0x038, ReadOnly, Identity);
+
+/// Write the management key here to open the management lock.
+pub const MANAGEMENT_UNLOCK: Register = register("MANAGEMENT_UNLOCK", 0x100, WriteOnly, Management);
+/// Any write closes the management lock.
+pub const MANAGEMENT_LOCK: Register = register("MANAGEMENT_LOCK", 0x108, WriteOnly, Management);
+/// Writes to [`MANAGEMENT_UNLOCK`] that did not carry the key (32 bits, wrapping).
+pub const FAILED_UNLOCKS: Register = register("FAILED_UNLOCKS", 0x110, ReadOnly, Management);
+/// Writes to programming registers refused because the lock was closed (32 bits, wrapping).
+pub const REFUSED_WRITES: Register = register("REFUSED_WRITES", 0x118, ReadOnly, Management);
+
+/// Write a [`crate::command::Command`] code; read [`command_status`].
+pub const AVT_COMMAND: Register = register("AVT_COMMAND", 0x200, Command, Programming);
+/// The context a context command acts on.
+pub const AVT_CONTEXT_ID: Register = register("AVT_CONTEXT_ID", 0x208, ReadWrite, Programming);
+/// [`context_key`]: the manager writes the tag, the hardware supplies the generation.
+pub const AVT_CONTEXT_KEY: Register = register("AVT_CONTEXT_KEY", 0x210, ReadWrite, Programming);
+/// [`context_access`]: permissions and the initiator allowed.
+pub const AVT_CONTEXT_ACCESS: Register =
+    register("AVT_CONTEXT_ACCESS", 0x218, ReadWrite, Programming);
+/// Base network virtual address of the context, page aligned.
+pub const AVT_CONTEXT_BASE: Register = register("AVT_CONTEXT_BASE", 0x220, ReadWrite, Programming);
+/// Length of the context in pages.
+pub const AVT_CONTEXT_PAGES: Register =
+    register("AVT_CONTEXT_PAGES", 0x228, ReadWrite, Programming);
+/// Index of the translation entry that maps the context's first page.
+pub const AVT_CONTEXT_FIRST_ENTRY: Register =
+    register("AVT_CONTEXT_FIRST_ENTRY", 0x230, ReadWrite, Programming);
+/// The translation entry an entry command acts on; advances after each successful write.
+pub const AVT_ENTRY_INDEX: Register = register("AVT_ENTRY_INDEX", 0x238, ReadWrite, Programming);
+/// [`entry_value`]: the physical page an entry maps.
+pub const AVT_ENTRY_VALUE: Register = register("AVT_ENTRY_VALUE", 0x240, ReadWrite, Programming);
+
+/// Completed requests by status: `REQUEST_COUNTS + 8 * status` counts requests that ended
+/// with that status, 0 for success and each [`crate::fault::Fault`] code (32 bits, wrapping).
+pub const REQUEST_COUNTS: Register = register("REQUEST_COUNTS", 0x300, ReadOnly, Faults);
+/// [`last_fault`]: the most recent fault; any write clears it.
+pub const LAST_FAULT: Register = register("LAST_FAULT", 0x380, ReadWriteClears, Faults);
+/// Virtual address of the most recent fault.
+pub const LAST_FAULT_ADDRESS: Register = register("LAST_FAULT_ADDRESS", 0x388, ReadOnly, Faults);
+/// Length of the most recent faulting request.
+pub const LAST_FAULT_LENGTH: Register = register("LAST_FAULT_LENGTH", 0x390, ReadOnly, Faults);
+
+/// Offset of the request counter for a status code (0 for success).
+pub const fn request_count_offset(status: u8) -> u16 {
+    REQUEST_COUNTS.offset + 8 * status as u16
+}
+
+/// Every register, one entry per counter for [`REQUEST_COUNTS`].
+pub fn all() -> Vec<Register> {
+    let mut registers = vec![
+        IDENTITY,
+        CONTEXTS,
+        TRANSLATION_ENTRIES,
+        PAGE_SHIFT,
+        DATA_BYTES,
+        MAX_REQUEST_BYTES,
+        MEMORY_PAGES,
+        STATUS,
+        MANAGEMENT_UNLOCK,
+        MANAGEMENT_LOCK,
+        FAILED_UNLOCKS,
+        REFUSED_WRITES,
+        AVT_COMMAND,
+        AVT_CONTEXT_ID,
+        AVT_CONTEXT_KEY,
+        AVT_CONTEXT_ACCESS,
+        AVT_CONTEXT_BASE,
+        AVT_CONTEXT_PAGES,
+        AVT_CONTEXT_FIRST_ENTRY,
+        AVT_ENTRY_INDEX,
+        AVT_ENTRY_VALUE,
+    ];
+    registers.extend((0..=crate::fault::Fault::MAX_CODE).map(|status| {
+        register(
+            "REQUEST_COUNTS",
+            request_count_offset(status),
+            ReadOnly,
+            Faults,
+        )
+    }));
+    registers.extend([LAST_FAULT, LAST_FAULT_ADDRESS, LAST_FAULT_LENGTH]);
+    registers
+}
+
+/// The register at `offset`, if any.
+pub fn at(offset: u16) -> Option<Register> {
+    all().into_iter().find(|register| register.offset == offset)
+}
+
+/// Fields of [`IDENTITY`].
+pub mod identity {
+    use super::Field;
+    pub const MAGIC: Field = Field::new(0, 32);
+    pub const MINOR: Field = Field::new(32, 16);
+    pub const MAJOR: Field = Field::new(48, 16);
+    /// "NPMU" in memory order.
+    pub const MAGIC_VALUE: u64 = 0x554D_504E;
+    pub const MAJOR_VALUE: u64 = 0;
+    pub const MINOR_VALUE: u64 = 1;
+    pub const VALUE: u64 =
+        MAGIC.place(MAGIC_VALUE) | MINOR.place(MINOR_VALUE) | MAJOR.place(MAJOR_VALUE);
+}
+
+/// Bits of [`STATUS`].
+pub mod status {
+    use super::Field;
+    /// The tables are being cleared after reset; requests and commands wait.
+    pub const INITIALIZING: Field = Field::bit(0);
+    /// The management lock is open.
+    pub const UNLOCKED: Field = Field::bit(1);
+    /// A programming command is waiting for in-flight requests or running.
+    pub const COMMAND_BUSY: Field = Field::bit(2);
+}
+
+/// Fields of [`AVT_COMMAND`] when read.
+pub mod command_status {
+    use super::Field;
+    /// [`crate::command::CommandError`] code of the last command, 0 for success.
+    pub const RESULT: Field = Field::new(0, 8);
+    /// A command is waiting or running; programming writes are dropped meanwhile.
+    pub const BUSY: Field = Field::bit(8);
+    /// A programming write arrived while busy and was dropped (cleared by the next command).
+    pub const OVERRUN: Field = Field::bit(9);
+}
+
+/// Fields of [`AVT_CONTEXT_KEY`].
+pub mod context_key {
+    use super::Field;
+    /// Bumped by the hardware on every registration, so keys of earlier registrations fail.
+    pub const GENERATION: Field = Field::new(0, 8);
+    /// Chosen by the manager (random, so keys are not guessable).
+    pub const TAG: Field = Field::new(8, 24);
+    /// Bits that hold the key.
+    pub const KEY: Field = Field::new(0, 32);
+}
+
+/// Fields of [`AVT_CONTEXT_ACCESS`].
+pub mod context_access {
+    use super::Field;
+    pub const READ: Field = Field::bit(0);
+    pub const WRITE: Field = Field::bit(1);
+    /// Any initiator may use the context; otherwise only [`INITIATOR`].
+    pub const ANY_INITIATOR: Field = Field::bit(2);
+    pub const INITIATOR: Field = Field::new(16, 16);
+    /// Read back by READ_CONTEXT; ignored by REGISTER_CONTEXT.
+    pub const VALID: Field = Field::bit(63);
+    /// Bits that must be zero when registering a context.
+    pub const RESERVED: u64 =
+        !(READ.mask() | WRITE.mask() | ANY_INITIATOR.mask() | INITIATOR.mask() | VALID.mask());
+}
+
+/// Fields of [`AVT_ENTRY_VALUE`].
+pub mod entry_value {
+    use super::Field;
+    /// Physical page number in persistent memory.
+    pub const PAGE: Field = Field::new(0, 32);
+    pub const VALID: Field = Field::bit(63);
+    /// Bits that must be zero when writing an entry.
+    pub const RESERVED: u64 = !(PAGE.mask() | VALID.mask());
+}
+
+/// Fields of [`LAST_FAULT`].
+pub mod last_fault {
+    use super::Field;
+    pub const CODE: Field = Field::new(0, 8);
+    pub const WRITE: Field = Field::bit(8);
+    pub const CONTEXT: Field = Field::new(16, 16);
+    pub const INITIATOR: Field = Field::new(32, 16);
+    pub const VALID: Field = Field::bit(63);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn offsets_are_unique_aligned_and_inside_the_window() {
+        let registers = all();
+        let offsets: HashSet<u16> = registers.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets.len(), registers.len());
+        for register in registers {
+            assert_eq!(register.offset % 8, 0, "{} is unaligned", register.name);
+            assert!(u32::from(register.offset) < 1 << crate::MMIO_ADDRESS_BITS);
+        }
+    }
+
+    #[test]
+    fn identity_reads_npmu_in_memory_order() {
+        assert_eq!(&identity::VALUE.to_le_bytes()[..4], b"NPMU");
+    }
+
+    #[test]
+    fn request_counters_fit_before_the_last_fault_record() {
+        assert!(request_count_offset(crate::fault::Fault::MAX_CODE) < LAST_FAULT.offset);
+    }
+}
