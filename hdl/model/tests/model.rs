@@ -246,7 +246,7 @@ fn bad_contexts_are_refused_and_change_nothing(
         program::register_context(&mut ni, id, &settings),
         Err(ProgramError::Command(error))
     );
-    assert!(ni.context(1).map_or(true, |context| !context.valid));
+    assert!(ni.context(1).is_none_or(|context| !context.valid));
 }
 
 #[test]
