@@ -130,7 +130,6 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     check_page_offset: Signal<Local, Bits<64>>,
     spanned_pages: Signal<Local, Bits<64>>,
     request_pages: Signal<Local, Bits<16>>,
-    first_page_index: Signal<Local, Bits<64>>,
     check_lookup: Signal<Local, bool>,
     check_last: Signal<Local, bool>,
     entry_index: Signal<Local, Bits<16>>,
@@ -161,6 +160,7 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     max_request_bytes: Constant<Bits<32>>,
     contexts: Constant<Bits<32>>,
     page_shift: Constant<Bits<8>>,
+    page_shift_position: Constant<Bits<32>>,
     page_offset_mask: Constant<Bits<64>>,
     status_ok: Constant<Bits<4>>,
     request_too_long: Constant<Bits<4>>,
@@ -243,7 +243,6 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
             check_page_offset: Default::default(),
             spanned_pages: Default::default(),
             request_pages: Default::default(),
-            first_page_index: Default::default(),
             check_lookup: Default::default(),
             check_last: Default::default(),
             entry_index: Default::default(),
@@ -270,6 +269,7 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             contexts: Constant::new(u64::from(config.contexts).into()),
             page_shift: Constant::new(u64::from(config.page_shift).into()),
+            page_shift_position: Constant::new(u64::from(config.page_shift).into()),
             page_offset_mask: Constant::new((config.page_bytes() - 1).into()),
             status_ok: Constant::new(0u64.into()),
             request_too_long: status(Fault::RequestTooLong),
@@ -324,8 +324,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         self.pages.reset.next = self.reset.val();
 
         // Check stage: the checks, one condition at a time, in the order of the fault codes.
-        self.context_bytes.next = bit_cast::<64, 17>(self.context_table.read_data.val().pages)
-            << self.page_shift.val();
+        self.context_bytes.next =
+            bit_cast::<64, 17>(self.context_table.read_data.val().pages) << self.page_shift.val();
         self.check_length_wide.next = bit_cast::<64, 32>(self.check_length.q.val());
         self.check_offset.next =
             self.check_address.q.val() - self.context_table.read_data.val().base;
@@ -365,9 +365,11 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         if self.check_length.q.val() != self.zero_32.val() {
             self.request_pages.next = self.spanned_pages.val().get_bits::<16>(0);
         }
-        self.first_page_index.next = self.check_offset.val() >> self.page_shift.val();
         self.entry_index.next = self.context_table.read_data.val().first_entry
-            + self.first_page_index.val().get_bits::<16>(0)
+            + self
+                .check_offset
+                .val()
+                .get_bits::<16>(self.page_shift_position.val().index())
             + self.check_page_counter.q.val();
         self.check_lookup.next = (self.check_fault.val() == self.status_ok.val())
             && (self.request_pages.val() != self.zero_16.val());
@@ -389,9 +391,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
             && ((self.queues_page.val() && !self.pages.push_ready.val())
                 || (self.translate_last.q.val() && !self.verdicts.push_ready.val()));
 
-        self.pages.push_valid.next = self.translate_valid.q.val()
-            && self.queues_page.val()
-            && !self.stall.val();
+        self.pages.push_valid.next =
+            self.translate_valid.q.val() && self.queues_page.val() && !self.stall.val();
         self.pages.push_data.next = self.entry_table.read_data.val().page;
 
         self.verdicts.push_valid.next =
@@ -497,8 +498,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         self.context_table.write_address.next = self.context_write_index.val();
         self.context_table.write_data.next = self.context_write_data.val();
 
-        self.entry_table.read_enable.next = (self.advance.val() && self.check_lookup.val())
-            || self.entry_read_enable.val();
+        self.entry_table.read_enable.next =
+            (self.advance.val() && self.check_lookup.val()) || self.entry_read_enable.val();
         self.entry_table.read_address.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
         if self.entry_read_enable.val() {
             self.entry_table.read_address.next = self.entry_read_index.val();
@@ -629,9 +630,17 @@ mod tests {
             _ => base + random.gen_range(0..bytes.max(1)),
         };
         Request {
-            operation: if random.gen() { Operation::Write } else { Operation::Read },
+            operation: if random.gen() {
+                Operation::Write
+            } else {
+                Operation::Read
+            },
             context,
-            key: if random.gen_bool(0.9) { key } else { random.gen() },
+            key: if random.gen_bool(0.9) {
+                key
+            } else {
+                random.gen()
+            },
             initiator: random.gen_range(0..3),
             address,
             length,
@@ -645,7 +654,9 @@ mod tests {
         let mut avt = SmallAvt::new(&CONFIG);
         avt.connect_all();
         load_tables(&mut avt, &model);
-        let requests: Vec<Request> = (0..600).map(|_| random_request(&mut random, &model)).collect();
+        let requests: Vec<Request> = (0..600)
+            .map(|_| random_request(&mut random, &model))
+            .collect();
         let mut next = 0;
         let mut expected: VecDeque<Request> = VecDeque::new();
         let mut owed_pages: VecDeque<Option<u64>> = VecDeque::new();
@@ -682,13 +693,19 @@ mod tests {
                 assert_eq!(verdict.length.to_u64(), u64::from(request.length));
                 if let Ok(segments) = outcome {
                     if let Some(first) = segments.first() {
-                        assert_eq!(verdict.first_page.to_u64(), first.address >> CONFIG.page_shift);
+                        assert_eq!(
+                            verdict.first_page.to_u64(),
+                            first.address >> CONFIG.page_shift
+                        );
                         assert_eq!(
                             verdict.page_offset.to_u64(),
                             first.address % CONFIG.page_bytes()
                         );
                     }
-                    assert_eq!(verdict.queued_pages.to_u64() as usize, segments.len().saturating_sub(1));
+                    assert_eq!(
+                        verdict.queued_pages.to_u64() as usize,
+                        segments.len().saturating_sub(1)
+                    );
                     for segment in segments.iter().skip(1) {
                         owed_pages.push_back(Some(segment.address >> CONFIG.page_shift));
                     }
@@ -706,7 +723,11 @@ mod tests {
             }
             cycle(&mut avt, clock);
         }
-        assert_eq!(faults_seen.len(), 9, "the traffic should raise every fault: {faults_seen:?}");
+        assert_eq!(
+            faults_seen.len(),
+            9,
+            "the traffic should raise every fault: {faults_seen:?}"
+        );
     }
 
     fn drive_request(avt: &mut SmallAvt, request: &Request) {
@@ -778,7 +799,11 @@ mod tests {
     #[test]
     fn one_lookup_per_clock_and_a_three_clock_latency() {
         let (accepted, verdicts) = timeline(1, 20);
-        assert_eq!(accepted, (0..20).collect::<Vec<_>>(), "back-to-back acceptance");
+        assert_eq!(
+            accepted,
+            (0..20).collect::<Vec<_>>(),
+            "back-to-back acceptance"
+        );
         let latency: Vec<usize> = verdicts.iter().zip(&accepted).map(|(v, a)| v - a).collect();
         assert_eq!(latency, vec![3; 20]);
     }

@@ -54,7 +54,14 @@ impl<D: Synth, const ADDRESS_BITS: usize> Default for Fifo<D, ADDRESS_BITS> {
 impl<D: Synth, const ADDRESS_BITS: usize> Logic for Fifo<D, ADDRESS_BITS> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, write_pointer, write_lap, read_pointer, read_lap);
+        dff_setup!(
+            self,
+            clock,
+            write_pointer,
+            write_lap,
+            read_pointer,
+            read_lap
+        );
         clock!(self, clock, storage);
         self.empty.next = (self.write_pointer.q.val() == self.read_pointer.q.val())
             && (self.write_lap.q.val() == self.read_lap.q.val());
@@ -115,10 +122,16 @@ pub(crate) mod tests {
             drive(fifo, push.then_some(next_value), pop);
             settle(fifo);
             let (push_ready, pop_valid, head) = observe(fifo);
-            let due = model.front().is_some_and(|(_, pushed)| step - pushed >= latency);
+            let due = model
+                .front()
+                .is_some_and(|(_, pushed)| step - pushed >= latency);
             assert!(!due || pop_valid, "step {step}: the head is late");
             if pop_valid {
-                assert_eq!(Some(head), model.front().map(|(value, _)| *value), "step {step}");
+                assert_eq!(
+                    Some(head),
+                    model.front().map(|(value, _)| *value),
+                    "step {step}"
+                );
             }
             assert!(
                 push_ready || model.len() + latency > capacity,

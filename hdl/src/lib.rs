@@ -2,8 +2,13 @@
 
 pub mod avt;
 pub mod block_ram_fifo;
+pub mod csr;
 pub mod fifo;
+pub mod mover;
+pub mod network_interface;
+pub mod programming;
 pub mod ram;
-pub mod verilog;
+pub mod responder;
 #[cfg(test)]
 mod testing;
+pub mod verilog;

@@ -1,1 +1,45 @@
-fn main() {}
+//! Writes the NI of a named configuration as one Verilog file, top module `npmu_ni`.
+
+use clap::Parser;
+use npmu_abi::Config;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(about = "Emit the npmu network interface as Verilog (top module npmu_ni)")]
+struct Arguments {
+    /// Configuration to build: sim or ice40.
+    #[arg(long, default_value = "sim")]
+    config: String,
+    /// File to write; standard output if absent.
+    #[arg(short, long)]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::parse();
+    let config = match Config::by_name(&arguments.config) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("npmu-verilog: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let verilog = match npmu_hdl::verilog::network_interface(&config) {
+        Ok(verilog) => verilog,
+        Err(error) => {
+            eprintln!("npmu-verilog: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match arguments.output {
+        None => print!("{verilog}"),
+        Some(path) => {
+            if let Err(error) = std::fs::write(&path, verilog) {
+                eprintln!("npmu-verilog: cannot write {}: {error}", path.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,582 @@
+//! The CSR bank: the host's BAR0 register window (see `npmu_abi::registers`).
+//!
+//! MMIO requests are 64-bit reads and writes at byte offsets; a read answers on the
+//! response channel the clock after it is taken, and the bank takes no new request until
+//! that answer is taken. The bank holds the management lock, the staging registers the
+//! programming engine works from, the request counters and the last-fault record.
+
+use npmu_abi::registers::{self as reg, command_status, last_fault, status, Register};
+use npmu_abi::{Config, Fault, Field};
+use rust_hdl::prelude::*;
+
+const STATUSES: usize = Fault::MAX_CODE as usize + 1;
+
+#[derive(LogicBlock)]
+pub struct CsrBank {
+    pub clock: Signal<In, Clock>,
+    pub reset: Signal<In, bool>,
+    /// The board's management key; zero keeps the lock closed for good.
+    pub management_key: Signal<In, Bits<64>>,
+
+    pub mmio_request_valid: Signal<In, bool>,
+    pub mmio_request_ready: Signal<Out, bool>,
+    pub mmio_request_write: Signal<In, bool>,
+    pub mmio_request_address: Signal<In, Bits<16>>,
+    pub mmio_request_write_data: Signal<In, Bits<64>>,
+    pub mmio_response_valid: Signal<Out, bool>,
+    pub mmio_response_ready: Signal<In, bool>,
+    pub mmio_response_data: Signal<Out, Bits<64>>,
+
+    /// To the programming engine.
+    pub command_start: Signal<Out, bool>,
+    pub command: Signal<Out, Bits<64>>,
+    pub context_id: Signal<Out, Bits<32>>,
+    pub key: Signal<Out, Bits<32>>,
+    pub access: Signal<Out, Bits<64>>,
+    pub base: Signal<Out, Bits<64>>,
+    pub pages: Signal<Out, Bits<32>>,
+    pub first_entry: Signal<Out, Bits<32>>,
+    pub entry_index: Signal<Out, Bits<32>>,
+    pub entry_value: Signal<Out, Bits<64>>,
+
+    /// From the programming engine.
+    pub engine_busy: Signal<In, bool>,
+    pub engine_initializing: Signal<In, bool>,
+    pub command_done: Signal<In, bool>,
+    pub command_result: Signal<In, Bits<8>>,
+    pub load_key: Signal<In, bool>,
+    pub load_context: Signal<In, bool>,
+    pub loaded_key: Signal<In, Bits<32>>,
+    pub loaded_access: Signal<In, Bits<64>>,
+    pub loaded_base: Signal<In, Bits<64>>,
+    pub loaded_pages: Signal<In, Bits<32>>,
+    pub loaded_first_entry: Signal<In, Bits<32>>,
+    pub load_entry: Signal<In, bool>,
+    pub loaded_entry_value: Signal<In, Bits<64>>,
+    pub advance_entry_index: Signal<In, bool>,
+
+    /// Each request's outcome, from the AVT.
+    pub outcome_valid: Signal<In, bool>,
+    pub outcome_status: Signal<In, Bits<4>>,
+    pub outcome_write: Signal<In, bool>,
+    pub outcome_context: Signal<In, Bits<16>>,
+    pub outcome_initiator: Signal<In, Bits<16>>,
+    pub outcome_address: Signal<In, Bits<64>>,
+    pub outcome_length: Signal<In, Bits<32>>,
+
+    unlocked: DFF<bool>,
+    failed_unlocks: DFF<Bits<32>>,
+    refused_writes: DFF<Bits<32>>,
+    last_result: DFF<Bits<8>>,
+    overrun: DFF<bool>,
+    staged_context_id: DFF<Bits<32>>,
+    staged_key: DFF<Bits<32>>,
+    staged_access: DFF<Bits<64>>,
+    staged_base: DFF<Bits<64>>,
+    staged_pages: DFF<Bits<32>>,
+    staged_first_entry: DFF<Bits<32>>,
+    staged_entry_index: DFF<Bits<32>>,
+    staged_entry_value: DFF<Bits<64>>,
+    request_counts: [DFF<Bits<32>>; STATUSES],
+    fault_valid: DFF<bool>,
+    fault_code: DFF<Bits<4>>,
+    fault_write: DFF<bool>,
+    fault_context: DFF<Bits<16>>,
+    fault_initiator: DFF<Bits<16>>,
+    fault_address: DFF<Bits<64>>,
+    fault_length: DFF<Bits<32>>,
+    response_valid: DFF<bool>,
+    response_data: DFF<Bits<64>>,
+
+    taken: Signal<Local, bool>,
+    writing: Signal<Local, bool>,
+    reading: Signal<Local, bool>,
+    address: Signal<Local, Bits<16>>,
+    data: Signal<Local, Bits<64>>,
+    programming_register: Signal<Local, bool>,
+    read_value: Signal<Local, Bits<64>>,
+    count_hit: Signal<Local, bool>,
+    count_value: Signal<Local, Bits<32>>,
+
+    identity_offset: Constant<Bits<16>>,
+    contexts_offset: Constant<Bits<16>>,
+    translation_entries_offset: Constant<Bits<16>>,
+    page_shift_offset: Constant<Bits<16>>,
+    data_bytes_offset: Constant<Bits<16>>,
+    max_request_bytes_offset: Constant<Bits<16>>,
+    memory_pages_offset: Constant<Bits<16>>,
+    status_offset: Constant<Bits<16>>,
+    unlock_offset: Constant<Bits<16>>,
+    lock_offset: Constant<Bits<16>>,
+    failed_unlocks_offset: Constant<Bits<16>>,
+    refused_writes_offset: Constant<Bits<16>>,
+    command_offset: Constant<Bits<16>>,
+    context_id_offset: Constant<Bits<16>>,
+    key_offset: Constant<Bits<16>>,
+    access_offset: Constant<Bits<16>>,
+    base_offset: Constant<Bits<16>>,
+    pages_offset: Constant<Bits<16>>,
+    first_entry_offset: Constant<Bits<16>>,
+    entry_index_offset: Constant<Bits<16>>,
+    entry_value_offset: Constant<Bits<16>>,
+    count_offsets: [Constant<Bits<16>>; STATUSES],
+    count_statuses: [Constant<Bits<4>>; STATUSES],
+    last_fault_offset: Constant<Bits<16>>,
+    last_fault_address_offset: Constant<Bits<16>>,
+    last_fault_length_offset: Constant<Bits<16>>,
+
+    identity: Constant<Bits<64>>,
+    contexts: Constant<Bits<64>>,
+    translation_entries: Constant<Bits<64>>,
+    page_shift: Constant<Bits<64>>,
+    data_bytes: Constant<Bits<64>>,
+    max_request_bytes: Constant<Bits<64>>,
+    memory_pages: Constant<Bits<64>>,
+    initializing_shift: Constant<Bits<8>>,
+    unlocked_shift: Constant<Bits<8>>,
+    command_busy_shift: Constant<Bits<8>>,
+    busy_shift: Constant<Bits<8>>,
+    overrun_shift: Constant<Bits<8>>,
+    fault_code_shift: Constant<Bits<8>>,
+    fault_write_shift: Constant<Bits<8>>,
+    fault_context_shift: Constant<Bits<8>>,
+    fault_initiator_shift: Constant<Bits<8>>,
+    fault_valid_shift: Constant<Bits<8>>,
+    status_ok: Constant<Bits<4>>,
+    zero_4: Constant<Bits<4>>,
+    zero_16: Constant<Bits<16>>,
+    zero_32: Constant<Bits<32>>,
+    one_32: Constant<Bits<32>>,
+    zero_64: Constant<Bits<64>>,
+}
+
+fn offset(register: Register) -> Constant<Bits<16>> {
+    Constant::new(u64::from(register.offset).into())
+}
+
+fn shift(field: Field) -> Constant<Bits<8>> {
+    Constant::new((field.shift as u64).into())
+}
+
+fn value(value: u64) -> Constant<Bits<64>> {
+    Constant::new(value.into())
+}
+
+impl CsrBank {
+    pub fn new(config: &Config) -> Self {
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            management_key: Default::default(),
+            mmio_request_valid: Default::default(),
+            mmio_request_ready: Default::default(),
+            mmio_request_write: Default::default(),
+            mmio_request_address: Default::default(),
+            mmio_request_write_data: Default::default(),
+            mmio_response_valid: Default::default(),
+            mmio_response_ready: Default::default(),
+            mmio_response_data: Default::default(),
+            command_start: Default::default(),
+            command: Default::default(),
+            context_id: Default::default(),
+            key: Default::default(),
+            access: Default::default(),
+            base: Default::default(),
+            pages: Default::default(),
+            first_entry: Default::default(),
+            entry_index: Default::default(),
+            entry_value: Default::default(),
+            engine_busy: Default::default(),
+            engine_initializing: Default::default(),
+            command_done: Default::default(),
+            command_result: Default::default(),
+            load_key: Default::default(),
+            load_context: Default::default(),
+            loaded_key: Default::default(),
+            loaded_access: Default::default(),
+            loaded_base: Default::default(),
+            loaded_pages: Default::default(),
+            loaded_first_entry: Default::default(),
+            load_entry: Default::default(),
+            loaded_entry_value: Default::default(),
+            advance_entry_index: Default::default(),
+            outcome_valid: Default::default(),
+            outcome_status: Default::default(),
+            outcome_write: Default::default(),
+            outcome_context: Default::default(),
+            outcome_initiator: Default::default(),
+            outcome_address: Default::default(),
+            outcome_length: Default::default(),
+            unlocked: Default::default(),
+            failed_unlocks: Default::default(),
+            refused_writes: Default::default(),
+            last_result: Default::default(),
+            overrun: Default::default(),
+            staged_context_id: Default::default(),
+            staged_key: Default::default(),
+            staged_access: Default::default(),
+            staged_base: Default::default(),
+            staged_pages: Default::default(),
+            staged_first_entry: Default::default(),
+            staged_entry_index: Default::default(),
+            staged_entry_value: Default::default(),
+            request_counts: Default::default(),
+            fault_valid: Default::default(),
+            fault_code: Default::default(),
+            fault_write: Default::default(),
+            fault_context: Default::default(),
+            fault_initiator: Default::default(),
+            fault_address: Default::default(),
+            fault_length: Default::default(),
+            response_valid: Default::default(),
+            response_data: Default::default(),
+            taken: Default::default(),
+            writing: Default::default(),
+            reading: Default::default(),
+            address: Default::default(),
+            data: Default::default(),
+            programming_register: Default::default(),
+            read_value: Default::default(),
+            count_hit: Default::default(),
+            count_value: Default::default(),
+            identity_offset: offset(reg::IDENTITY),
+            contexts_offset: offset(reg::CONTEXTS),
+            translation_entries_offset: offset(reg::TRANSLATION_ENTRIES),
+            page_shift_offset: offset(reg::PAGE_SHIFT),
+            data_bytes_offset: offset(reg::DATA_BYTES),
+            max_request_bytes_offset: offset(reg::MAX_REQUEST_BYTES),
+            memory_pages_offset: offset(reg::MEMORY_PAGES),
+            status_offset: offset(reg::STATUS),
+            unlock_offset: offset(reg::MANAGEMENT_UNLOCK),
+            lock_offset: offset(reg::MANAGEMENT_LOCK),
+            failed_unlocks_offset: offset(reg::FAILED_UNLOCKS),
+            refused_writes_offset: offset(reg::REFUSED_WRITES),
+            command_offset: offset(reg::AVT_COMMAND),
+            context_id_offset: offset(reg::AVT_CONTEXT_ID),
+            key_offset: offset(reg::AVT_CONTEXT_KEY),
+            access_offset: offset(reg::AVT_CONTEXT_ACCESS),
+            base_offset: offset(reg::AVT_CONTEXT_BASE),
+            pages_offset: offset(reg::AVT_CONTEXT_PAGES),
+            first_entry_offset: offset(reg::AVT_CONTEXT_FIRST_ENTRY),
+            entry_index_offset: offset(reg::AVT_ENTRY_INDEX),
+            entry_value_offset: offset(reg::AVT_ENTRY_VALUE),
+            count_offsets: std::array::from_fn(|status| {
+                Constant::new(u64::from(reg::request_count_offset(status as u8)).into())
+            }),
+            count_statuses: std::array::from_fn(|status| Constant::new((status as u64).into())),
+            last_fault_offset: offset(reg::LAST_FAULT),
+            last_fault_address_offset: offset(reg::LAST_FAULT_ADDRESS),
+            last_fault_length_offset: offset(reg::LAST_FAULT_LENGTH),
+            identity: value(reg::identity::VALUE),
+            contexts: value(config.contexts.into()),
+            translation_entries: value(config.translation_entries.into()),
+            page_shift: value(config.page_shift.into()),
+            data_bytes: value(config.data_bytes.into()),
+            max_request_bytes: value(config.max_request_bytes.into()),
+            memory_pages: value(config.memory_pages),
+            initializing_shift: shift(status::INITIALIZING),
+            unlocked_shift: shift(status::UNLOCKED),
+            command_busy_shift: shift(status::COMMAND_BUSY),
+            busy_shift: shift(command_status::BUSY),
+            overrun_shift: shift(command_status::OVERRUN),
+            fault_code_shift: shift(last_fault::CODE),
+            fault_write_shift: shift(last_fault::WRITE),
+            fault_context_shift: shift(last_fault::CONTEXT),
+            fault_initiator_shift: shift(last_fault::INITIATOR),
+            fault_valid_shift: shift(last_fault::VALID),
+            status_ok: Constant::new(0u64.into()),
+            zero_4: Constant::new(0u64.into()),
+            zero_16: Constant::new(0u64.into()),
+            zero_32: Constant::new(0u64.into()),
+            one_32: Constant::new(1u64.into()),
+            zero_64: Constant::new(0u64.into()),
+        }
+    }
+}
+
+impl Logic for CsrBank {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            unlocked,
+            failed_unlocks,
+            refused_writes,
+            last_result,
+            overrun,
+            staged_context_id,
+            staged_key,
+            staged_access,
+            staged_base,
+            staged_pages,
+            staged_first_entry,
+            staged_entry_index,
+            staged_entry_value,
+            fault_valid,
+            fault_code,
+            fault_write,
+            fault_context,
+            fault_initiator,
+            fault_address,
+            fault_length,
+            response_valid,
+            response_data
+        );
+        for index in 0..STATUSES {
+            self.request_counts[index].clock.next = self.clock.val();
+            self.request_counts[index].d.next = self.request_counts[index].q.val();
+        }
+
+        self.mmio_request_ready.next = !self.response_valid.q.val() && !self.reset.val();
+        self.mmio_response_valid.next = self.response_valid.q.val();
+        self.mmio_response_data.next = self.response_data.q.val();
+        self.taken.next =
+            self.mmio_request_valid.val() && !self.response_valid.q.val() && !self.reset.val();
+        self.writing.next = self.taken.val() && self.mmio_request_write.val();
+        self.reading.next = self.taken.val() && !self.mmio_request_write.val();
+        self.address.next = self.mmio_request_address.val();
+        self.data.next = self.mmio_request_write_data.val();
+        self.programming_register.next = (self.address.val() == self.command_offset.val())
+            || (self.address.val() == self.context_id_offset.val())
+            || (self.address.val() == self.key_offset.val())
+            || (self.address.val() == self.access_offset.val())
+            || (self.address.val() == self.base_offset.val())
+            || (self.address.val() == self.pages_offset.val())
+            || (self.address.val() == self.first_entry_offset.val())
+            || (self.address.val() == self.entry_index_offset.val())
+            || (self.address.val() == self.entry_value_offset.val());
+
+        self.command.next = self.data.val();
+        self.context_id.next = self.staged_context_id.q.val();
+        self.key.next = self.staged_key.q.val();
+        self.access.next = self.staged_access.q.val();
+        self.base.next = self.staged_base.q.val();
+        self.pages.next = self.staged_pages.q.val();
+        self.first_entry.next = self.staged_first_entry.q.val();
+        self.entry_index.next = self.staged_entry_index.q.val();
+        self.entry_value.next = self.staged_entry_value.q.val();
+
+        // Reads.
+        self.read_value.next = self.zero_64.val();
+        if self.address.val() == self.identity_offset.val() {
+            self.read_value.next = self.identity.val();
+        }
+        if self.address.val() == self.contexts_offset.val() {
+            self.read_value.next = self.contexts.val();
+        }
+        if self.address.val() == self.translation_entries_offset.val() {
+            self.read_value.next = self.translation_entries.val();
+        }
+        if self.address.val() == self.page_shift_offset.val() {
+            self.read_value.next = self.page_shift.val();
+        }
+        if self.address.val() == self.data_bytes_offset.val() {
+            self.read_value.next = self.data_bytes.val();
+        }
+        if self.address.val() == self.max_request_bytes_offset.val() {
+            self.read_value.next = self.max_request_bytes.val();
+        }
+        if self.address.val() == self.memory_pages_offset.val() {
+            self.read_value.next = self.memory_pages.val();
+        }
+        if self.address.val() == self.status_offset.val() {
+            self.read_value.next = (bit_cast::<64, 1>(self.engine_initializing.val().into())
+                << self.initializing_shift.val())
+                | (bit_cast::<64, 1>(self.unlocked.q.val().into()) << self.unlocked_shift.val())
+                | (bit_cast::<64, 1>(self.engine_busy.val().into())
+                    << self.command_busy_shift.val());
+        }
+        if self.address.val() == self.failed_unlocks_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.failed_unlocks.q.val());
+        }
+        if self.address.val() == self.refused_writes_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.refused_writes.q.val());
+        }
+        if self.address.val() == self.command_offset.val() {
+            self.read_value.next = bit_cast::<64, 8>(self.last_result.q.val())
+                | (bit_cast::<64, 1>(self.engine_busy.val().into()) << self.busy_shift.val())
+                | (bit_cast::<64, 1>(self.overrun.q.val().into()) << self.overrun_shift.val());
+        }
+        if self.address.val() == self.context_id_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.staged_context_id.q.val());
+        }
+        if self.address.val() == self.key_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.staged_key.q.val());
+        }
+        if self.address.val() == self.access_offset.val() {
+            self.read_value.next = self.staged_access.q.val();
+        }
+        if self.address.val() == self.base_offset.val() {
+            self.read_value.next = self.staged_base.q.val();
+        }
+        if self.address.val() == self.pages_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.staged_pages.q.val());
+        }
+        if self.address.val() == self.first_entry_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.staged_first_entry.q.val());
+        }
+        if self.address.val() == self.entry_index_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.staged_entry_index.q.val());
+        }
+        if self.address.val() == self.entry_value_offset.val() {
+            self.read_value.next = self.staged_entry_value.q.val();
+        }
+        // bit_cast cannot take a loop index, so the loop only selects.
+        self.count_hit.next = false;
+        self.count_value.next = self.zero_32.val();
+        for index in 0..STATUSES {
+            if self.address.val() == self.count_offsets[index].val() {
+                self.count_hit.next = true;
+                self.count_value.next = self.request_counts[index].q.val();
+            }
+        }
+        if self.count_hit.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.count_value.val());
+        }
+        if self.address.val() == self.last_fault_offset.val() {
+            self.read_value.next = (bit_cast::<64, 4>(self.fault_code.q.val())
+                << self.fault_code_shift.val())
+                | (bit_cast::<64, 1>(self.fault_write.q.val().into())
+                    << self.fault_write_shift.val())
+                | (bit_cast::<64, 16>(self.fault_context.q.val())
+                    << self.fault_context_shift.val())
+                | (bit_cast::<64, 16>(self.fault_initiator.q.val())
+                    << self.fault_initiator_shift.val())
+                | (bit_cast::<64, 1>(self.fault_valid.q.val().into())
+                    << self.fault_valid_shift.val());
+        }
+        if self.address.val() == self.last_fault_address_offset.val() {
+            self.read_value.next = self.fault_address.q.val();
+        }
+        if self.address.val() == self.last_fault_length_offset.val() {
+            self.read_value.next = bit_cast::<64, 32>(self.fault_length.q.val());
+        }
+        if self.programming_register.val() && !self.unlocked.q.val() {
+            self.read_value.next = self.zero_64.val();
+        }
+        if self.response_valid.q.val() && self.mmio_response_ready.val() {
+            self.response_valid.d.next = false;
+        }
+        if self.reading.val() {
+            self.response_valid.d.next = true;
+            self.response_data.d.next = self.read_value.val();
+        }
+
+        // Writes to programming registers: refused while locked, dropped while busy.
+        self.command_start.next = false;
+        if self.writing.val() && self.programming_register.val() {
+            if !self.unlocked.q.val() {
+                self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
+            } else if self.engine_busy.val() {
+                self.overrun.d.next = true;
+            } else if self.address.val() == self.command_offset.val() {
+                self.command_start.next = true;
+                self.overrun.d.next = false;
+            } else if self.address.val() == self.context_id_offset.val() {
+                self.staged_context_id.d.next = self.data.val().get_bits::<32>(0);
+            } else if self.address.val() == self.key_offset.val() {
+                self.staged_key.d.next = self.data.val().get_bits::<32>(0);
+            } else if self.address.val() == self.access_offset.val() {
+                self.staged_access.d.next = self.data.val();
+            } else if self.address.val() == self.base_offset.val() {
+                self.staged_base.d.next = self.data.val();
+            } else if self.address.val() == self.pages_offset.val() {
+                self.staged_pages.d.next = self.data.val().get_bits::<32>(0);
+            } else if self.address.val() == self.first_entry_offset.val() {
+                self.staged_first_entry.d.next = self.data.val().get_bits::<32>(0);
+            } else if self.address.val() == self.entry_index_offset.val() {
+                self.staged_entry_index.d.next = self.data.val().get_bits::<32>(0);
+            } else if self.address.val() == self.entry_value_offset.val() {
+                self.staged_entry_value.d.next = self.data.val();
+            }
+        }
+        if self.writing.val() && (self.address.val() == self.unlock_offset.val()) {
+            if (self.management_key.val() != self.zero_64.val())
+                && (self.data.val() == self.management_key.val())
+            {
+                self.unlocked.d.next = true;
+            } else {
+                self.failed_unlocks.d.next = self.failed_unlocks.q.val() + self.one_32.val();
+            }
+        }
+        if self.writing.val() && (self.address.val() == self.lock_offset.val()) {
+            self.unlocked.d.next = false;
+        }
+
+        // What the programming engine returns.
+        if self.command_done.val() {
+            self.last_result.d.next = self.command_result.val();
+        }
+        if self.load_key.val() || self.load_context.val() {
+            self.staged_key.d.next = self.loaded_key.val();
+        }
+        if self.load_context.val() {
+            self.staged_access.d.next = self.loaded_access.val();
+            self.staged_base.d.next = self.loaded_base.val();
+            self.staged_pages.d.next = self.loaded_pages.val();
+            self.staged_first_entry.d.next = self.loaded_first_entry.val();
+        }
+        if self.load_entry.val() {
+            self.staged_entry_value.d.next = self.loaded_entry_value.val();
+        }
+        if self.advance_entry_index.val() {
+            self.staged_entry_index.d.next = self.staged_entry_index.q.val() + self.one_32.val();
+        }
+
+        // Counters and the fault record; a fault in the clock of a clearing write wins.
+        for index in 0..STATUSES {
+            if self.outcome_valid.val()
+                && (self.outcome_status.val() == self.count_statuses[index].val())
+            {
+                self.request_counts[index].d.next =
+                    self.request_counts[index].q.val() + self.one_32.val();
+            }
+        }
+        if self.writing.val() && (self.address.val() == self.last_fault_offset.val()) {
+            self.fault_valid.d.next = false;
+            self.fault_code.d.next = self.zero_4.val();
+            self.fault_write.d.next = false;
+            self.fault_context.d.next = self.zero_16.val();
+            self.fault_initiator.d.next = self.zero_16.val();
+            self.fault_address.d.next = self.zero_64.val();
+            self.fault_length.d.next = self.zero_32.val();
+        }
+        if self.outcome_valid.val() && (self.outcome_status.val() != self.status_ok.val()) {
+            self.fault_valid.d.next = true;
+            self.fault_code.d.next = self.outcome_status.val();
+            self.fault_write.d.next = self.outcome_write.val();
+            self.fault_context.d.next = self.outcome_context.val();
+            self.fault_initiator.d.next = self.outcome_initiator.val();
+            self.fault_address.d.next = self.outcome_address.val();
+            self.fault_length.d.next = self.outcome_length.val();
+        }
+
+        if self.reset.val() {
+            self.unlocked.d.next = false;
+            self.failed_unlocks.d.next = self.zero_32.val();
+            self.refused_writes.d.next = self.zero_32.val();
+            self.last_result.d.next = self.zero_32.val().get_bits::<8>(0);
+            self.overrun.d.next = false;
+            self.staged_context_id.d.next = self.zero_32.val();
+            self.staged_key.d.next = self.zero_32.val();
+            self.staged_access.d.next = self.zero_64.val();
+            self.staged_base.d.next = self.zero_64.val();
+            self.staged_pages.d.next = self.zero_32.val();
+            self.staged_first_entry.d.next = self.zero_32.val();
+            self.staged_entry_index.d.next = self.zero_32.val();
+            self.staged_entry_value.d.next = self.zero_64.val();
+            for index in 0..STATUSES {
+                self.request_counts[index].d.next = self.zero_32.val();
+            }
+            self.fault_valid.d.next = false;
+            self.fault_code.d.next = self.zero_4.val();
+            self.fault_write.d.next = false;
+            self.fault_context.d.next = self.zero_16.val();
+            self.fault_initiator.d.next = self.zero_16.val();
+            self.fault_address.d.next = self.zero_64.val();
+            self.fault_length.d.next = self.zero_32.val();
+            self.response_valid.d.next = false;
+        }
+    }
+}

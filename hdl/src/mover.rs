@@ -1,0 +1,335 @@
+//! The data mover: carries out each verdict of the AVT on the persistent-memory port.
+//!
+//! Data beats are `DATA_BYTES` wide and carry each byte in the lane of its address, so a
+//! request's first and last beats may be partial; byte enables say which lanes count. A
+//! request that passed moves one beat a clock, following its pages: the first from the
+//! verdict, the rest from the page queue. A refused request touches no memory: it gets an
+//! immediate response, and the mover drops its write data and any pages it queued. Every
+//! memory request and immediate response leaves a [`Record`] in order for the
+//! [`crate::responder::Responder`].
+
+use crate::avt::Verdict;
+use npmu_abi::Config;
+use rust_hdl::prelude::*;
+
+/// What the responder needs to answer one memory response (or none, if immediate).
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct Record {
+    /// Answer now with `status`; no memory response belongs to this record.
+    pub immediate: bool,
+    pub write: bool,
+    /// The request's last beat.
+    pub last: bool,
+    pub status: Bits<4>,
+    /// Lanes `first_lane..end_lane` of the beat belong to the request.
+    pub first_lane: Bits<4>,
+    pub end_lane: Bits<4>,
+}
+
+#[derive(LogicBlock)]
+pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
+    pub clock: Signal<In, Clock>,
+    pub reset: Signal<In, bool>,
+
+    pub verdict_valid: Signal<In, bool>,
+    pub verdict_ready: Signal<Out, bool>,
+    pub verdict: Signal<In, Verdict>,
+    pub page_valid: Signal<In, bool>,
+    pub page_ready: Signal<Out, bool>,
+    pub page: Signal<In, Bits<32>>,
+
+    pub write_data_valid: Signal<In, bool>,
+    pub write_data_ready: Signal<Out, bool>,
+    pub write_data: Signal<In, Bits<DATA_BITS>>,
+
+    pub memory_request_valid: Signal<Out, bool>,
+    pub memory_request_ready: Signal<In, bool>,
+    pub memory_request_write: Signal<Out, bool>,
+    pub memory_request_address: Signal<Out, Bits<48>>,
+    pub memory_request_write_data: Signal<Out, Bits<DATA_BITS>>,
+    pub memory_request_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
+    pub memory_request_context: Signal<Out, Bits<16>>,
+
+    pub record_valid: Signal<Out, bool>,
+    pub record_ready: Signal<In, bool>,
+    pub record: Signal<Out, Record>,
+
+    /// A request is in progress: moving beats, or dropping what a refused one left.
+    active: DFF<bool>,
+    dropping: DFF<bool>,
+    current_write: DFF<bool>,
+    current_context: DFF<Bits<16>>,
+    current_page: DFF<Bits<32>>,
+    /// Offset in its page of the next beat's first byte.
+    offset: DFF<Bits<16>>,
+    remaining: DFF<Bits<32>>,
+    /// The next beat is on a new page, taken from the page queue.
+    page_from_queue: DFF<bool>,
+    pages_to_drop: DFF<Bits<16>>,
+
+    starting: Signal<Local, bool>,
+    start_refused: Signal<Local, bool>,
+    moving: Signal<Local, bool>,
+    beat_write: Signal<Local, bool>,
+    beat_context: Signal<Local, Bits<16>>,
+    beat_page: Signal<Local, Bits<32>>,
+    beat_offset: Signal<Local, Bits<16>>,
+    beat_remaining: Signal<Local, Bits<32>>,
+    page_available: Signal<Local, bool>,
+    first_lane: Signal<Local, Bits<4>>,
+    room: Signal<Local, Bits<4>>,
+    last_beat: Signal<Local, bool>,
+    beat_bytes: Signal<Local, Bits<4>>,
+    end_lane: Signal<Local, Bits<4>>,
+    aligned_offset: Signal<Local, Bits<16>>,
+    next_offset: Signal<Local, Bits<16>>,
+    crossing: Signal<Local, bool>,
+    next_remaining: Signal<Local, Bits<32>>,
+    beat_done: Signal<Local, bool>,
+    drop_beat: Signal<Local, bool>,
+    drop_page: Signal<Local, bool>,
+
+    data_bytes: Constant<Bits<4>>,
+    data_bytes_16: Constant<Bits<16>>,
+    lane_mask: Constant<Bits<16>>,
+    lane_mask_4: Constant<Bits<4>>,
+    page_offset_mask: Constant<Bits<16>>,
+    page_shift: Constant<Bits<8>>,
+    all_lanes: Constant<Bits<STROBE_BITS>>,
+    status_ok: Constant<Bits<4>>,
+    zero_4: Constant<Bits<4>>,
+    zero_16: Constant<Bits<16>>,
+    one_16: Constant<Bits<16>>,
+    zero_32: Constant<Bits<32>>,
+}
+
+impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_BITS> {
+    pub fn new(config: &Config) -> Self {
+        assert_eq!(config.data_bytes as usize * 8, DATA_BITS);
+        assert_eq!(config.data_bytes as usize, STROBE_BITS);
+        let data_bytes = u64::from(config.data_bytes);
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            verdict_valid: Default::default(),
+            verdict_ready: Default::default(),
+            verdict: Default::default(),
+            page_valid: Default::default(),
+            page_ready: Default::default(),
+            page: Default::default(),
+            write_data_valid: Default::default(),
+            write_data_ready: Default::default(),
+            write_data: Default::default(),
+            memory_request_valid: Default::default(),
+            memory_request_ready: Default::default(),
+            memory_request_write: Default::default(),
+            memory_request_address: Default::default(),
+            memory_request_write_data: Default::default(),
+            memory_request_byte_enable: Default::default(),
+            memory_request_context: Default::default(),
+            record_valid: Default::default(),
+            record_ready: Default::default(),
+            record: Default::default(),
+            active: Default::default(),
+            dropping: Default::default(),
+            current_write: Default::default(),
+            current_context: Default::default(),
+            current_page: Default::default(),
+            offset: Default::default(),
+            remaining: Default::default(),
+            page_from_queue: Default::default(),
+            pages_to_drop: Default::default(),
+            starting: Default::default(),
+            start_refused: Default::default(),
+            moving: Default::default(),
+            beat_write: Default::default(),
+            beat_context: Default::default(),
+            beat_page: Default::default(),
+            beat_offset: Default::default(),
+            beat_remaining: Default::default(),
+            page_available: Default::default(),
+            first_lane: Default::default(),
+            room: Default::default(),
+            last_beat: Default::default(),
+            beat_bytes: Default::default(),
+            end_lane: Default::default(),
+            aligned_offset: Default::default(),
+            next_offset: Default::default(),
+            crossing: Default::default(),
+            next_remaining: Default::default(),
+            beat_done: Default::default(),
+            drop_beat: Default::default(),
+            drop_page: Default::default(),
+            data_bytes: Constant::new(data_bytes.into()),
+            data_bytes_16: Constant::new(data_bytes.into()),
+            lane_mask: Constant::new((data_bytes - 1).into()),
+            lane_mask_4: Constant::new((data_bytes - 1).into()),
+            page_offset_mask: Constant::new((config.page_bytes() - 1).into()),
+            page_shift: Constant::new(u64::from(config.page_shift).into()),
+            all_lanes: Constant::new(((1u64 << STROBE_BITS) - 1).into()),
+            status_ok: Constant::new(0u64.into()),
+            zero_4: Constant::new(0u64.into()),
+            zero_16: Constant::new(0u64.into()),
+            one_16: Constant::new(1u64.into()),
+            zero_32: Constant::new(0u64.into()),
+        }
+    }
+}
+
+impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS, STROBE_BITS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(
+            self,
+            clock,
+            active,
+            dropping,
+            current_write,
+            current_context,
+            current_page,
+            offset,
+            remaining,
+            page_from_queue,
+            pages_to_drop
+        );
+
+        // The beat at hand: the next of the active request, else the first of the verdict.
+        self.starting.next = !self.active.q.val() && self.verdict_valid.val();
+        self.start_refused.next = self.starting.val()
+            && ((self.verdict.val().status != self.status_ok.val())
+                || (self.verdict.val().length == self.zero_32.val()));
+        self.moving.next = (self.active.q.val() && !self.dropping.q.val())
+            || (self.starting.val() && !self.start_refused.val());
+        self.beat_write.next = self.current_write.q.val();
+        self.beat_context.next = self.current_context.q.val();
+        self.beat_page.next = self.current_page.q.val();
+        self.beat_offset.next = self.offset.q.val();
+        self.beat_remaining.next = self.remaining.q.val();
+        if self.active.q.val() && self.page_from_queue.q.val() {
+            self.beat_page.next = self.page.val();
+        }
+        if !self.active.q.val() {
+            self.beat_write.next = self.verdict.val().write;
+            self.beat_context.next = self.verdict.val().context;
+            self.beat_page.next = self.verdict.val().first_page;
+            self.beat_offset.next = self.verdict.val().page_offset;
+            self.beat_remaining.next = self.verdict.val().length;
+        }
+        self.page_available.next =
+            !(self.active.q.val() && self.page_from_queue.q.val()) || self.page_valid.val();
+
+        // Which lanes the beat fills and where the next one starts.
+        self.first_lane.next = self.beat_offset.val().get_bits::<4>(0) & self.lane_mask_4.val();
+        self.room.next = self.data_bytes.val() - self.first_lane.val();
+        self.last_beat.next = self.beat_remaining.val() <= bit_cast::<32, 4>(self.room.val());
+        self.beat_bytes.next = self.room.val();
+        if self.last_beat.val() {
+            self.beat_bytes.next = self.beat_remaining.val().get_bits::<4>(0);
+        }
+        self.end_lane.next = self.first_lane.val() + self.beat_bytes.val();
+        self.aligned_offset.next = self.beat_offset.val() & !self.lane_mask.val();
+        self.next_offset.next =
+            (self.aligned_offset.val() + self.data_bytes_16.val()) & self.page_offset_mask.val();
+        self.crossing.next = self.next_offset.val() == self.zero_16.val();
+        self.next_remaining.next =
+            self.beat_remaining.val() - bit_cast::<32, 4>(self.beat_bytes.val());
+
+        // The memory request for a moving beat.
+        self.memory_request_valid.next = self.moving.val()
+            && self.page_available.val()
+            && self.record_ready.val()
+            && (!self.beat_write.val() || self.write_data_valid.val());
+        self.memory_request_write.next = self.beat_write.val();
+        self.memory_request_address.next = (bit_cast::<48, 32>(self.beat_page.val())
+            << self.page_shift.val())
+            | bit_cast::<48, 16>(self.aligned_offset.val());
+        self.memory_request_write_data.next = self.write_data.val();
+        self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
+            & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()));
+        self.memory_request_context.next = self.beat_context.val();
+        self.beat_done.next = self.memory_request_valid.val() && self.memory_request_ready.val();
+
+        // What a refused request left behind.
+        self.drop_beat.next = self.active.q.val()
+            && self.dropping.q.val()
+            && (self.remaining.q.val() != self.zero_32.val())
+            && self.write_data_valid.val();
+        self.drop_page.next = self.active.q.val()
+            && self.dropping.q.val()
+            && (self.pages_to_drop.q.val() != self.zero_16.val())
+            && self.page_valid.val();
+
+        self.write_data_ready.next = (self.beat_done.val() && self.beat_write.val())
+            || (self.active.q.val()
+                && self.dropping.q.val()
+                && (self.remaining.q.val() != self.zero_32.val()));
+        self.page_ready.next =
+            (self.beat_done.val() && self.active.q.val() && self.page_from_queue.q.val())
+                || self.drop_page.val();
+        self.verdict_ready.next = (self.starting.val() && self.beat_done.val())
+            || (self.start_refused.val() && self.record_ready.val());
+
+        // One record per memory request, one per refused or empty request.
+        self.record_valid.next =
+            self.beat_done.val() || (self.start_refused.val() && self.record_ready.val());
+        self.record.next.immediate = self.start_refused.val();
+        self.record.next.write = self.beat_write.val();
+        self.record.next.last = self.last_beat.val() || self.start_refused.val();
+        self.record.next.status = self.status_ok.val();
+        self.record.next.first_lane = self.first_lane.val();
+        self.record.next.end_lane = self.end_lane.val();
+        if self.start_refused.val() {
+            self.record.next.status = self.verdict.val().status;
+            self.record.next.first_lane = self.zero_4.val();
+            self.record.next.end_lane = self.zero_4.val();
+        }
+
+        // Next state.
+        if self.beat_done.val() {
+            self.active.d.next = !self.last_beat.val();
+            self.dropping.d.next = false;
+            self.current_write.d.next = self.beat_write.val();
+            self.current_context.d.next = self.beat_context.val();
+            self.current_page.d.next = self.beat_page.val();
+            self.offset.d.next = self.next_offset.val();
+            self.remaining.d.next = self.next_remaining.val();
+            self.page_from_queue.d.next = self.crossing.val();
+        }
+        if self.start_refused.val() && self.record_ready.val() {
+            // A refused write's data still arrives and is dropped; so are queued pages.
+            self.remaining.d.next = self.zero_32.val();
+            if self.verdict.val().write && (self.verdict.val().status != self.status_ok.val()) {
+                self.remaining.d.next = self.verdict.val().length;
+            }
+            self.offset.d.next = self.verdict.val().page_offset;
+            self.pages_to_drop.d.next = self.verdict.val().queued_pages;
+            self.current_write.d.next = self.verdict.val().write;
+            self.active.d.next = (self.verdict.val().write
+                && (self.verdict.val().status != self.status_ok.val())
+                && (self.verdict.val().length != self.zero_32.val()))
+                || (self.verdict.val().queued_pages != self.zero_16.val());
+            self.dropping.d.next = true;
+        }
+        if self.drop_beat.val() {
+            self.remaining.d.next = self.next_remaining.val();
+            self.offset.d.next = self.next_offset.val();
+        }
+        if self.drop_page.val() {
+            self.pages_to_drop.d.next = self.pages_to_drop.q.val() - self.one_16.val();
+        }
+        if self.active.q.val()
+            && self.dropping.q.val()
+            && ((self.remaining.q.val() == self.zero_32.val())
+                || (self.drop_beat.val() && self.last_beat.val()))
+            && ((self.pages_to_drop.q.val() == self.zero_16.val())
+                || (self.drop_page.val() && (self.pages_to_drop.q.val() == self.one_16.val())))
+        {
+            self.active.d.next = false;
+            self.dropping.d.next = false;
+        }
+        if self.reset.val() {
+            self.active.d.next = false;
+            self.dropping.d.next = false;
+        }
+    }
+}

@@ -1,0 +1,469 @@
+//! The programming engine: runs the AVT commands the CSR bank starts, and clears both
+//! tables after reset.
+//!
+//! A command is checked first, in the order the golden model states; a refused command
+//! changes nothing. An accepted one waits until no accepted request is in flight (the AVT
+//! takes no new requests meanwhile), then reads the table entry it needs, then writes or
+//! loads the staging registers. After reset the engine walks both tables writing invalid
+//! entries, one index a clock, before it takes commands or lets requests in.
+
+use crate::avt::{ContextEntry, TranslationEntry};
+use npmu_abi::registers::{context_access, context_key, entry_value};
+use npmu_abi::{Command, CommandError, Config};
+use rust_hdl::prelude::*;
+
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum EngineState {
+    Initializing,
+    Idle,
+    Checking,
+    Draining,
+    Applying,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum EngineCommand {
+    Unknown,
+    RegisterContext,
+    InvalidateContext,
+    ReadContext,
+    WriteEntry,
+    ReadEntry,
+}
+
+#[derive(LogicBlock)]
+pub struct ProgrammingEngine<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
+    pub clock: Signal<In, Clock>,
+    pub reset: Signal<In, bool>,
+
+    pub start: Signal<In, bool>,
+    pub command: Signal<In, Bits<64>>,
+    pub context_id: Signal<In, Bits<32>>,
+    pub key: Signal<In, Bits<32>>,
+    pub access: Signal<In, Bits<64>>,
+    pub base: Signal<In, Bits<64>>,
+    pub pages: Signal<In, Bits<32>>,
+    pub first_entry: Signal<In, Bits<32>>,
+    pub entry_index: Signal<In, Bits<32>>,
+    pub entry_value: Signal<In, Bits<64>>,
+    /// No accepted request is in flight.
+    pub drained: Signal<In, bool>,
+
+    pub busy: Signal<Out, bool>,
+    pub initializing: Signal<Out, bool>,
+    /// The command finished this clock with `result`.
+    pub done: Signal<Out, bool>,
+    pub result: Signal<Out, Bits<8>>,
+    pub load_key: Signal<Out, bool>,
+    pub load_context: Signal<Out, bool>,
+    pub loaded_key: Signal<Out, Bits<32>>,
+    pub loaded_access: Signal<Out, Bits<64>>,
+    pub loaded_base: Signal<Out, Bits<64>>,
+    pub loaded_pages: Signal<Out, Bits<32>>,
+    pub loaded_first_entry: Signal<Out, Bits<32>>,
+    pub load_entry: Signal<Out, bool>,
+    pub loaded_entry_value: Signal<Out, Bits<64>>,
+    pub advance_entry_index: Signal<Out, bool>,
+
+    pub context_write_enable: Signal<Out, bool>,
+    pub context_write_index: Signal<Out, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_write_data: Signal<Out, ContextEntry>,
+    pub context_read_enable: Signal<Out, bool>,
+    pub context_read_index: Signal<Out, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_read_data: Signal<In, ContextEntry>,
+    pub entry_write_enable: Signal<Out, bool>,
+    pub entry_write_index: Signal<Out, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_write_data: Signal<Out, TranslationEntry>,
+    pub entry_read_enable: Signal<Out, bool>,
+    pub entry_read_index: Signal<Out, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_read_data: Signal<In, TranslationEntry>,
+
+    state: DFF<EngineState>,
+    pending: DFF<EngineCommand>,
+    walk_index: DFF<Bits<32>>,
+
+    context_missing: Signal<Local, bool>,
+    entry_missing: Signal<Local, bool>,
+    context_length: Signal<Local, Bits<64>>,
+    check_result: Signal<Local, Bits<8>>,
+    new_generation: Signal<Local, Bits<32>>,
+
+    register_code: Constant<Bits<64>>,
+    invalidate_code: Constant<Bits<64>>,
+    read_context_code: Constant<Bits<64>>,
+    write_entry_code: Constant<Bits<64>>,
+    read_entry_code: Constant<Bits<64>>,
+    ok: Constant<Bits<8>>,
+    unknown_command: Constant<Bits<8>>,
+    no_such_context: Constant<Bits<8>>,
+    no_such_entry: Constant<Bits<8>>,
+    unaligned_base: Constant<Bits<8>>,
+    empty_context: Constant<Bits<8>>,
+    entries_out_of_range: Constant<Bits<8>>,
+    range_wraps: Constant<Bits<8>>,
+    page_out_of_range: Constant<Bits<8>>,
+    reserved_bits: Constant<Bits<8>>,
+    contexts: Constant<Bits<32>>,
+    entries: Constant<Bits<32>>,
+    last_walk_index: Constant<Bits<32>>,
+    page_shift: Constant<Bits<8>>,
+    page_offset_mask: Constant<Bits<64>>,
+    memory_pages: Constant<Bits<64>>,
+    access_reserved: Constant<Bits<64>>,
+    entry_reserved: Constant<Bits<64>>,
+    read_bit: Constant<Bits<32>>,
+    write_bit: Constant<Bits<32>>,
+    any_initiator_bit: Constant<Bits<32>>,
+    initiator_shift: Constant<Bits<32>>,
+    access_valid_shift: Constant<Bits<8>>,
+    access_read_shift: Constant<Bits<8>>,
+    access_write_shift: Constant<Bits<8>>,
+    access_any_initiator_shift: Constant<Bits<8>>,
+    access_initiator_shift: Constant<Bits<8>>,
+    entry_valid_bit: Constant<Bits<32>>,
+    entry_valid_shift: Constant<Bits<8>>,
+    generation_mask: Constant<Bits<32>>,
+    tag_mask: Constant<Bits<32>>,
+    zero_32: Constant<Bits<32>>,
+    one_32: Constant<Bits<32>>,
+    zero_64: Constant<Bits<64>>,
+    invalid_context: Constant<ContextEntry>,
+    invalid_entry: Constant<TranslationEntry>,
+}
+
+fn code(error: CommandError) -> Constant<Bits<8>> {
+    Constant::new(u64::from(error.code()).into())
+}
+
+fn command_code(command: Command) -> Constant<Bits<64>> {
+    Constant::new(u64::from(command.code()).into())
+}
+
+fn position(field: npmu_abi::Field) -> Constant<Bits<32>> {
+    Constant::new((field.shift as u64).into())
+}
+
+fn shift(field: npmu_abi::Field) -> Constant<Bits<8>> {
+    Constant::new((field.shift as u64).into())
+}
+
+impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
+    ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+{
+    pub fn new(config: &Config) -> Self {
+        assert_eq!(config.contexts, 1 << CONTEXT_INDEX_BITS);
+        assert_eq!(config.translation_entries, 1 << ENTRY_INDEX_BITS);
+        let walk = config.contexts.max(config.translation_entries) - 1;
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            start: Default::default(),
+            command: Default::default(),
+            context_id: Default::default(),
+            key: Default::default(),
+            access: Default::default(),
+            base: Default::default(),
+            pages: Default::default(),
+            first_entry: Default::default(),
+            entry_index: Default::default(),
+            entry_value: Default::default(),
+            drained: Default::default(),
+            busy: Default::default(),
+            initializing: Default::default(),
+            done: Default::default(),
+            result: Default::default(),
+            load_key: Default::default(),
+            load_context: Default::default(),
+            loaded_key: Default::default(),
+            loaded_access: Default::default(),
+            loaded_base: Default::default(),
+            loaded_pages: Default::default(),
+            loaded_first_entry: Default::default(),
+            load_entry: Default::default(),
+            loaded_entry_value: Default::default(),
+            advance_entry_index: Default::default(),
+            context_write_enable: Default::default(),
+            context_write_index: Default::default(),
+            context_write_data: Default::default(),
+            context_read_enable: Default::default(),
+            context_read_index: Default::default(),
+            context_read_data: Default::default(),
+            entry_write_enable: Default::default(),
+            entry_write_index: Default::default(),
+            entry_write_data: Default::default(),
+            entry_read_enable: Default::default(),
+            entry_read_index: Default::default(),
+            entry_read_data: Default::default(),
+            state: Default::default(),
+            pending: Default::default(),
+            walk_index: Default::default(),
+            context_missing: Default::default(),
+            entry_missing: Default::default(),
+            context_length: Default::default(),
+            check_result: Default::default(),
+            new_generation: Default::default(),
+            register_code: command_code(Command::RegisterContext),
+            invalidate_code: command_code(Command::InvalidateContext),
+            read_context_code: command_code(Command::ReadContext),
+            write_entry_code: command_code(Command::WriteEntry),
+            read_entry_code: command_code(Command::ReadEntry),
+            ok: Constant::new(0u64.into()),
+            unknown_command: code(CommandError::UnknownCommand),
+            no_such_context: code(CommandError::NoSuchContext),
+            no_such_entry: code(CommandError::NoSuchEntry),
+            unaligned_base: code(CommandError::UnalignedBase),
+            empty_context: code(CommandError::EmptyContext),
+            entries_out_of_range: code(CommandError::EntriesOutOfRange),
+            range_wraps: code(CommandError::RangeWraps),
+            page_out_of_range: code(CommandError::PageOutOfRange),
+            reserved_bits: code(CommandError::ReservedBits),
+            contexts: Constant::new(u64::from(config.contexts).into()),
+            entries: Constant::new(u64::from(config.translation_entries).into()),
+            last_walk_index: Constant::new(u64::from(walk).into()),
+            page_shift: Constant::new(u64::from(config.page_shift).into()),
+            page_offset_mask: Constant::new((config.page_bytes() - 1).into()),
+            memory_pages: Constant::new(config.memory_pages.into()),
+            access_reserved: Constant::new(context_access::RESERVED.into()),
+            entry_reserved: Constant::new(entry_value::RESERVED.into()),
+            read_bit: position(context_access::READ),
+            write_bit: position(context_access::WRITE),
+            any_initiator_bit: position(context_access::ANY_INITIATOR),
+            initiator_shift: position(context_access::INITIATOR),
+            access_valid_shift: shift(context_access::VALID),
+            access_read_shift: shift(context_access::READ),
+            access_write_shift: shift(context_access::WRITE),
+            access_any_initiator_shift: shift(context_access::ANY_INITIATOR),
+            access_initiator_shift: shift(context_access::INITIATOR),
+            entry_valid_bit: position(entry_value::VALID),
+            entry_valid_shift: shift(entry_value::VALID),
+            generation_mask: Constant::new(context_key::GENERATION.mask().into()),
+            tag_mask: Constant::new(context_key::TAG.mask().into()),
+            zero_32: Constant::new(0u64.into()),
+            one_32: Constant::new(1u64.into()),
+            zero_64: Constant::new(0u64.into()),
+            invalid_context: Constant::new(ContextEntry::default()),
+            invalid_entry: Constant::new(TranslationEntry::default()),
+        }
+    }
+}
+
+impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
+    for ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+{
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, state, pending, walk_index);
+
+        self.busy.next = self.state.q.val() != EngineState::Idle;
+        self.initializing.next = self.state.q.val() == EngineState::Initializing;
+        self.done.next = false;
+        self.result.next = self.ok.val();
+        self.load_key.next = false;
+        self.load_context.next = false;
+        self.load_entry.next = false;
+        self.advance_entry_index.next = false;
+        self.context_write_enable.next = false;
+        self.context_read_enable.next = false;
+        self.entry_write_enable.next = false;
+        self.entry_read_enable.next = false;
+        self.context_write_index.next = self.context_id.val().get_bits::<CONTEXT_INDEX_BITS>(0);
+        self.context_read_index.next = self.context_id.val().get_bits::<CONTEXT_INDEX_BITS>(0);
+        self.entry_write_index.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.entry_read_index.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
+
+        // A registered context: the staged fields, the previous key's generation plus one.
+        self.new_generation.next =
+            (self.context_read_data.val().key + self.one_32.val()) & self.generation_mask.val();
+        self.context_write_data.next.valid = true;
+        self.context_write_data.next.key =
+            (self.key.val() & self.tag_mask.val()) | self.new_generation.val();
+        self.context_write_data.next.read = self.access.val().get_bit(self.read_bit.val().index());
+        self.context_write_data.next.write =
+            self.access.val().get_bit(self.write_bit.val().index());
+        self.context_write_data.next.any_initiator = self
+            .access
+            .val()
+            .get_bit(self.any_initiator_bit.val().index());
+        self.context_write_data.next.initiator = self
+            .access
+            .val()
+            .get_bits::<16>(self.initiator_shift.val().index());
+        self.context_write_data.next.base = self.base.val();
+        self.context_write_data.next.pages = self.pages.val().get_bits::<17>(0);
+        self.context_write_data.next.first_entry = self.first_entry.val().get_bits::<16>(0);
+
+        self.entry_write_data.next.valid = self
+            .entry_value
+            .val()
+            .get_bit(self.entry_valid_bit.val().index());
+        self.entry_write_data.next.page = self.entry_value.val().get_bits::<32>(0);
+
+        // What a context read loads into the staging registers.
+        self.loaded_key.next = self.context_read_data.val().key;
+        self.loaded_access.next = (bit_cast::<64, 1>(self.context_read_data.val().valid.into())
+            << self.access_valid_shift.val())
+            | (bit_cast::<64, 1>(self.context_read_data.val().read.into())
+                << self.access_read_shift.val())
+            | (bit_cast::<64, 1>(self.context_read_data.val().write.into())
+                << self.access_write_shift.val())
+            | (bit_cast::<64, 1>(self.context_read_data.val().any_initiator.into())
+                << self.access_any_initiator_shift.val())
+            | (bit_cast::<64, 16>(self.context_read_data.val().initiator)
+                << self.access_initiator_shift.val());
+        self.loaded_base.next = self.context_read_data.val().base;
+        self.loaded_pages.next = bit_cast::<32, 17>(self.context_read_data.val().pages);
+        self.loaded_first_entry.next = bit_cast::<32, 16>(self.context_read_data.val().first_entry);
+        self.loaded_entry_value.next = (bit_cast::<64, 1>(self.entry_read_data.val().valid.into())
+            << self.entry_valid_shift.val())
+            | bit_cast::<64, 32>(self.entry_read_data.val().page);
+
+        // The checks of each command, in the golden model's order.
+        self.context_missing.next = self.context_id.val() >= self.contexts.val();
+        self.entry_missing.next = self.entry_index.val() >= self.entries.val();
+        self.context_length.next = bit_cast::<64, 32>(self.pages.val()) << self.page_shift.val();
+        self.check_result.next = self.ok.val();
+        match self.pending.q.val() {
+            EngineCommand::RegisterContext => {
+                if self.context_missing.val() {
+                    self.check_result.next = self.no_such_context.val();
+                } else if (self.access.val() & self.access_reserved.val()) != self.zero_64.val() {
+                    self.check_result.next = self.reserved_bits.val();
+                } else if self.pages.val() == self.zero_32.val() {
+                    self.check_result.next = self.empty_context.val();
+                } else if (self.base.val() & self.page_offset_mask.val()) != self.zero_64.val() {
+                    self.check_result.next = self.unaligned_base.val();
+                } else if self.first_entry.val() >= self.entries.val() {
+                    self.check_result.next = self.entries_out_of_range.val();
+                } else if self.pages.val() > self.entries.val() - self.first_entry.val() {
+                    self.check_result.next = self.entries_out_of_range.val();
+                } else if (self.base.val() != self.zero_64.val())
+                    && (self.base.val() > self.zero_64.val() - self.context_length.val())
+                {
+                    self.check_result.next = self.range_wraps.val();
+                }
+            }
+            EngineCommand::InvalidateContext => {
+                if self.context_missing.val() {
+                    self.check_result.next = self.no_such_context.val();
+                }
+            }
+            EngineCommand::ReadContext => {
+                if self.context_missing.val() {
+                    self.check_result.next = self.no_such_context.val();
+                }
+            }
+            EngineCommand::WriteEntry => {
+                if self.entry_missing.val() {
+                    self.check_result.next = self.no_such_entry.val();
+                } else if (self.entry_value.val() & self.entry_reserved.val()) != self.zero_64.val()
+                {
+                    self.check_result.next = self.reserved_bits.val();
+                } else if self.entry_write_data.val().valid
+                    && (bit_cast::<64, 32>(self.entry_value.val().get_bits::<32>(0))
+                        >= self.memory_pages.val())
+                {
+                    self.check_result.next = self.page_out_of_range.val();
+                }
+            }
+            EngineCommand::ReadEntry => {
+                if self.entry_missing.val() {
+                    self.check_result.next = self.no_such_entry.val();
+                }
+            }
+            _ => {
+                self.check_result.next = self.unknown_command.val();
+            }
+        }
+
+        match self.state.q.val() {
+            EngineState::Initializing => {
+                self.context_write_enable.next = self.walk_index.q.val() < self.contexts.val();
+                self.context_write_index.next =
+                    self.walk_index.q.val().get_bits::<CONTEXT_INDEX_BITS>(0);
+                self.context_write_data.next = self.invalid_context.val();
+                self.entry_write_enable.next = self.walk_index.q.val() < self.entries.val();
+                self.entry_write_index.next =
+                    self.walk_index.q.val().get_bits::<ENTRY_INDEX_BITS>(0);
+                self.entry_write_data.next = self.invalid_entry.val();
+                self.walk_index.d.next = self.walk_index.q.val() + self.one_32.val();
+                if self.walk_index.q.val() == self.last_walk_index.val() {
+                    self.state.d.next = EngineState::Idle;
+                }
+            }
+            EngineState::Idle => {
+                if self.start.val() {
+                    self.state.d.next = EngineState::Checking;
+                    self.pending.d.next = EngineCommand::Unknown;
+                    if self.command.val() == self.register_code.val() {
+                        self.pending.d.next = EngineCommand::RegisterContext;
+                    }
+                    if self.command.val() == self.invalidate_code.val() {
+                        self.pending.d.next = EngineCommand::InvalidateContext;
+                    }
+                    if self.command.val() == self.read_context_code.val() {
+                        self.pending.d.next = EngineCommand::ReadContext;
+                    }
+                    if self.command.val() == self.write_entry_code.val() {
+                        self.pending.d.next = EngineCommand::WriteEntry;
+                    }
+                    if self.command.val() == self.read_entry_code.val() {
+                        self.pending.d.next = EngineCommand::ReadEntry;
+                    }
+                }
+            }
+            EngineState::Checking => {
+                if self.check_result.val() != self.ok.val() {
+                    self.done.next = true;
+                    self.result.next = self.check_result.val();
+                    self.state.d.next = EngineState::Idle;
+                } else {
+                    self.state.d.next = EngineState::Draining;
+                }
+            }
+            EngineState::Draining => {
+                if self.drained.val() {
+                    if self.pending.q.val() == EngineCommand::WriteEntry {
+                        self.entry_write_enable.next = true;
+                        self.advance_entry_index.next = true;
+                        self.done.next = true;
+                        self.state.d.next = EngineState::Idle;
+                    } else {
+                        // Context commands need the context, READ_ENTRY the entry; the
+                        // unused read is harmless.
+                        self.context_read_enable.next = true;
+                        self.entry_read_enable.next = true;
+                        self.state.d.next = EngineState::Applying;
+                    }
+                }
+            }
+            EngineState::Applying => {
+                self.done.next = true;
+                self.state.d.next = EngineState::Idle;
+                match self.pending.q.val() {
+                    EngineCommand::RegisterContext => {
+                        self.context_write_enable.next = true;
+                        self.load_key.next = true;
+                        self.loaded_key.next = self.context_write_data.val().key;
+                    }
+                    EngineCommand::InvalidateContext => {
+                        self.context_write_enable.next = true;
+                        self.context_write_data.next = self.context_read_data.val();
+                        self.context_write_data.next.valid = false;
+                    }
+                    EngineCommand::ReadContext => {
+                        self.load_context.next = true;
+                    }
+                    EngineCommand::ReadEntry => {
+                        self.load_entry.next = true;
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        if self.reset.val() {
+            self.state.d.next = EngineState::Initializing;
+            self.walk_index.d.next = self.zero_32.val();
+        }
+    }
+}
