@@ -1,0 +1,596 @@
+//! Drives the NI from the host side, clock by clock.
+//!
+//! The harness keeps a queue for every input channel and serves them all each clock, so
+//! register accesses, requests, write data and memory traffic overlap as they would on a
+//! card. Every channel can be stalled (one clock in four, or at random). The golden model
+//! runs alongside: each request is executed on it the clock the NI accepts the request and
+//! each register access the clock the NI takes it, and every response and register read
+//! is compared with what the model says. The [`Monitor`] watches every clock.
+
+use crate::backend::Backend;
+use crate::memory_port::MemoryPort;
+use crate::monitor::Monitor;
+use crate::ports::{Inputs, Outputs};
+use crate::verilated::VerilatedNetworkInterface;
+use crate::SimError;
+use npmu_abi::program::RegisterAccess;
+use npmu_abi::registers::{self as reg, command_status, status, Group};
+use npmu_abi::{decode_status, Config, Fault, Operation, Request};
+use npmu_model::{NetworkInterface, SparseMemory};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::collections::VecDeque;
+use std::path::Path;
+
+/// When a channel holds back.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Stall {
+    Never,
+    /// One clock in every four.
+    OneInFour,
+    /// Each clock with this probability.
+    Random(f64),
+}
+
+/// Back-pressure on each channel the harness drives: valid on the channels into the NI,
+/// ready on the channels out of it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Stalls {
+    pub mmio_request: Stall,
+    pub mmio_response: Stall,
+    pub request: Stall,
+    pub write_data: Stall,
+    pub response: Stall,
+    pub memory_request: Stall,
+    pub memory_response: Stall,
+}
+
+impl Stalls {
+    pub const NONE: Stalls = Stalls::all(Stall::Never);
+
+    pub const fn all(stall: Stall) -> Stalls {
+        Stalls {
+            mmio_request: stall,
+            mmio_response: stall,
+            request: stall,
+            write_data: stall,
+            response: stall,
+            memory_request: stall,
+            memory_response: stall,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct HarnessOptions {
+    pub management_key: u64,
+    pub seed: u64,
+    pub stalls: Stalls,
+    /// Clocks from a memory request to its response.
+    pub memory_latency: u64,
+    /// Check every response and register read against the golden model.
+    pub golden: bool,
+}
+
+impl Default for HarnessOptions {
+    fn default() -> Self {
+        Self {
+            management_key: 0x6e70_6d75_6b65_7921,
+            seed: 1,
+            stalls: Stalls::NONE,
+            memory_latency: 2,
+            golden: true,
+        }
+    }
+}
+
+/// A request the NI has answered in full.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Completion {
+    pub request: Request,
+    pub status: Result<(), Fault>,
+    /// What a read returned.
+    pub data: Vec<u8>,
+    /// Clocks at which the NI accepted the request and delivered its last response beat.
+    pub accepted: u64,
+    pub finished: u64,
+}
+
+struct InFlight {
+    request: Request,
+    /// The golden model's answer, if it runs.
+    expected: Option<Result<Vec<u8>, Fault>>,
+    accepted: u64,
+    beats: u64,
+    status: u8,
+    data: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Mmio {
+    Write(u16, u64),
+    Read(u16),
+}
+
+/// A read the NI has taken: what the golden model says it returns, and which bits are
+/// meaningful to compare at that moment.
+struct PendingRead {
+    offset: u16,
+    expected: u64,
+    compared_bits: u64,
+}
+
+pub struct Harness<B: Backend> {
+    backend: B,
+    config: Config,
+    options: HarnessOptions,
+    random: StdRng,
+    now: u64,
+    inputs: Inputs,
+    model: NetworkInterface,
+    monitor: Monitor,
+    memory: MemoryPort,
+
+    mmio: VecDeque<Mmio>,
+    mmio_reads: VecDeque<PendingRead>,
+    mmio_results: VecDeque<u64>,
+    /// A command may still be running: programming registers are not compared.
+    command_may_run: bool,
+
+    requests: VecDeque<(Request, Vec<u8>)>,
+    write_beats: VecDeque<u64>,
+    in_flight: VecDeque<InFlight>,
+    completions: Vec<Completion>,
+}
+
+impl Harness<VerilatedNetworkInterface> {
+    /// The Verilator model of `config`, out of reset and initialized.
+    pub fn verilated(config: &Config, options: HarnessOptions) -> Result<Self, SimError> {
+        Ok(Self::new(VerilatedNetworkInterface::new(config)?, options))
+    }
+}
+
+impl<B: Backend> Harness<B> {
+    /// Wraps `backend`, resets it and waits until it has cleared its tables.
+    pub fn new(backend: B, options: HarnessOptions) -> Self {
+        let config = *backend.config();
+        let model = NetworkInterface::new(config, options.management_key, SparseMemory::new())
+            .expect("the backend's configuration is valid");
+        let mut harness = Self {
+            monitor: Monitor::new(&model),
+            memory: MemoryPort::new(config.data_bytes, options.memory_latency),
+            random: StdRng::seed_from_u64(options.seed),
+            backend,
+            config,
+            options,
+            now: 0,
+            inputs: Inputs::default(),
+            model,
+            mmio: VecDeque::new(),
+            mmio_reads: VecDeque::new(),
+            mmio_results: VecDeque::new(),
+            command_may_run: false,
+            requests: VecDeque::new(),
+            write_beats: VecDeque::new(),
+            in_flight: VecDeque::new(),
+            completions: Vec::new(),
+        };
+        harness.reset();
+        harness
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn model(&self) -> &NetworkInterface {
+        &self.model
+    }
+
+    /// Clocks run so far.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    pub fn memory(&self) -> &SparseMemory {
+        self.memory.memory()
+    }
+
+    pub fn set_stalls(&mut self, stalls: Stalls) {
+        self.options.stalls = stalls;
+    }
+
+    pub fn trace_to(&mut self, path: &Path) -> Result<(), SimError> {
+        self.backend.trace_to(path)
+    }
+
+    /// Pulses reset, drops everything in flight, and waits for the tables to be cleared.
+    pub fn reset(&mut self) {
+        self.requests.clear();
+        self.write_beats.clear();
+        self.in_flight.clear();
+        self.mmio.clear();
+        self.mmio_reads.clear();
+        self.mmio_results.clear();
+        self.memory.reset();
+        self.inputs = Inputs {
+            management_key: self.options.management_key,
+            reset: true,
+            ..Inputs::default()
+        };
+        for _ in 0..2 {
+            self.backend.settle(&self.inputs);
+            self.backend.rising_edge();
+            self.now += 1;
+        }
+        self.inputs.reset = false;
+        self.model.reset();
+        self.monitor.reset(&self.model);
+        self.command_may_run = false;
+        let limit = u64::from(self.config.contexts.max(self.config.translation_entries)) + 100;
+        for _ in 0..limit {
+            if !status::INITIALIZING.is_set(RegisterAccess::read(self, reg::STATUS.offset)) {
+                return;
+            }
+        }
+        panic!("the NI was still initializing {limit} register reads after reset");
+    }
+
+    /// Queues a request; a write's `data` must be exactly its length.
+    pub fn submit(&mut self, request: Request, data: Vec<u8>) {
+        if request.operation == Operation::Write {
+            assert_eq!(
+                data.len(),
+                request.length as usize,
+                "a write carries its length"
+            );
+            self.write_beats
+                .extend(beats(&request, &data, self.config.data_bytes));
+        }
+        self.requests.push_back((request, data));
+    }
+
+    /// Requests answered since the last call.
+    pub fn take_completions(&mut self) -> Vec<Completion> {
+        std::mem::take(&mut self.completions)
+    }
+
+    /// Requests queued or in flight.
+    pub fn busy(&self) -> bool {
+        !self.requests.is_empty() || !self.in_flight.is_empty() || !self.write_beats.is_empty()
+    }
+
+    /// Runs until every queued request is answered; panics if the NI stops making progress.
+    pub fn run_until_idle(&mut self) {
+        let mut quiet = 0;
+        while self.busy() || !self.mmio.is_empty() || !self.mmio_reads.is_empty() {
+            let before = (
+                self.requests.len(),
+                self.in_flight.len(),
+                self.write_beats.len(),
+            );
+            let completed = self.completions.len();
+            self.step();
+            let after = (
+                self.requests.len(),
+                self.in_flight.len(),
+                self.write_beats.len(),
+            );
+            quiet = if before == after && completed == self.completions.len() {
+                quiet + 1
+            } else {
+                0
+            };
+            assert!(
+                quiet < 100_000,
+                "the NI made no progress for 100000 clocks: {} queued, {} in flight, {} write beats",
+                self.requests.len(),
+                self.in_flight.len(),
+                self.write_beats.len()
+            );
+        }
+    }
+
+    /// Fails unless the harness's persistent memory equals the golden model's.
+    pub fn check_memory(&self) {
+        if let Some(address) = self.memory.memory().first_difference(self.model.memory()) {
+            panic!("persistent memory differs from the golden model's at {address:#x}");
+        }
+    }
+
+    fn stalled(&mut self, stall: Stall, phase: u64) -> bool {
+        match stall {
+            Stall::Never => false,
+            Stall::OneInFour => (self.now + phase) % 4 == 0,
+            Stall::Random(probability) => self.random.gen_bool(probability),
+        }
+    }
+
+    /// One clock: offer inputs, settle, check, account for every handshake, clock edge.
+    pub fn step(&mut self) {
+        let stalls = self.options.stalls;
+        let now = self.now;
+        let mut inputs = self.inputs;
+
+        // Valid, once offered, stays until taken.
+        if !inputs.mmio_request_valid && !self.stalled(stalls.mmio_request, 0) {
+            if let Some(operation) = self.mmio.front() {
+                inputs.mmio_request_valid = true;
+                (
+                    inputs.mmio_request_write,
+                    inputs.mmio_request_address,
+                    inputs.mmio_request_write_data,
+                ) = match *operation {
+                    Mmio::Write(offset, value) => (true, offset, value),
+                    Mmio::Read(offset) => (false, offset, 0),
+                };
+            }
+        }
+        if !inputs.request_valid && !self.stalled(stalls.request, 1) {
+            if let Some((request, _)) = self.requests.front() {
+                inputs.request_valid = true;
+                inputs.request_write = request.operation == Operation::Write;
+                inputs.request_context = request.context;
+                inputs.request_key = request.key;
+                inputs.request_initiator = request.initiator;
+                inputs.request_address = request.address;
+                inputs.request_length = request.length;
+            }
+        }
+        if !inputs.write_data_valid && !self.stalled(stalls.write_data, 2) {
+            if let Some(beat) = self.write_beats.front() {
+                inputs.write_data_valid = true;
+                inputs.write_data = *beat;
+            }
+        }
+        if !inputs.memory_response_valid && !self.stalled(stalls.memory_response, 3) {
+            if let Some(data) = self.memory.response(now) {
+                inputs.memory_response_valid = true;
+                inputs.memory_response_data = data;
+            }
+        }
+        inputs.mmio_response_ready = !self.stalled(stalls.mmio_response, 0);
+        inputs.response_ready = !self.stalled(stalls.response, 1);
+        inputs.memory_request_ready = !self.stalled(stalls.memory_request, 2);
+
+        let outputs = self.backend.settle(&inputs);
+        self.monitor.check(now, &inputs, &outputs);
+
+        // Requests before register writes: a request taken in the clock a command is
+        // taken comes before the command.
+        if inputs.request_valid && outputs.request_ready {
+            self.accept_request();
+            inputs.request_valid = false;
+        }
+        if inputs.mmio_request_valid && outputs.mmio_request_ready {
+            self.accept_mmio();
+            inputs.mmio_request_valid = false;
+        }
+        if inputs.write_data_valid && outputs.write_data_ready {
+            self.write_beats.pop_front();
+            inputs.write_data_valid = false;
+        }
+        if outputs.memory_request_valid && inputs.memory_request_ready {
+            self.memory.accept(
+                now,
+                outputs.memory_request_write,
+                outputs.memory_request_address,
+                outputs.memory_request_write_data,
+                outputs.memory_request_byte_enable,
+            );
+        }
+        if inputs.memory_response_valid && outputs.memory_response_ready {
+            self.memory.take_response();
+            inputs.memory_response_valid = false;
+        }
+        if outputs.response_valid && inputs.response_ready {
+            self.response_beat(&outputs);
+        }
+        if outputs.mmio_response_valid && inputs.mmio_response_ready {
+            self.mmio_response(outputs.mmio_response_data);
+        }
+        if self.in_flight.is_empty() {
+            self.monitor.drained();
+        }
+
+        self.backend.rising_edge();
+        self.inputs = inputs;
+        self.now += 1;
+    }
+
+    fn accept_request(&mut self) {
+        let (request, data) = self.requests.pop_front().expect("an offered request");
+        let expected = self
+            .options
+            .golden
+            .then(|| self.model.execute(&request, &data));
+        self.in_flight.push_back(InFlight {
+            request,
+            expected,
+            accepted: self.now,
+            beats: 0,
+            status: 0,
+            data: Vec::new(),
+        });
+    }
+
+    fn accept_mmio(&mut self) {
+        match self.mmio.pop_front().expect("an offered register access") {
+            Mmio::Write(offset, value) => {
+                self.model.mmio_write(offset, value);
+                if offset == reg::AVT_COMMAND.offset && self.model.is_unlocked() {
+                    self.command_may_run = true;
+                    self.monitor.tables_changed(&self.model);
+                }
+            }
+            Mmio::Read(offset) => {
+                let compared_bits = if self.options.golden {
+                    self.comparable_bits(offset)
+                } else {
+                    0
+                };
+                self.mmio_reads.push_back(PendingRead {
+                    offset,
+                    expected: self.model.mmio_read(offset),
+                    compared_bits,
+                });
+            }
+        }
+    }
+
+    /// The bits of a register read whose value does not depend on the clock the read
+    /// lands in: busy flags never do; programming registers do while a command may run;
+    /// counters and the fault record do while requests are in flight.
+    fn comparable_bits(&self, offset: u16) -> u64 {
+        let Some(register) = reg::at(offset) else {
+            return u64::MAX;
+        };
+        if register.group == Group::Programming && self.command_may_run {
+            return 0;
+        }
+        if register.group == Group::Faults && !self.in_flight.is_empty() {
+            return 0;
+        }
+        match register {
+            reg::STATUS => !(status::INITIALIZING.mask() | status::COMMAND_BUSY.mask()),
+            reg::AVT_COMMAND => !command_status::BUSY.mask(),
+            _ => u64::MAX,
+        }
+    }
+
+    fn mmio_response(&mut self, value: u64) {
+        let read = self.mmio_reads.pop_front().expect("a response to a read");
+        assert_eq!(
+            value & read.compared_bits,
+            read.expected & read.compared_bits,
+            "clock {}: register {:#x} read {value:#x}, the golden model says {:#x}",
+            self.now,
+            read.offset,
+            read.expected
+        );
+        let idle = match reg::at(read.offset) {
+            Some(reg::AVT_COMMAND) => !command_status::BUSY.is_set(value),
+            Some(reg::STATUS) => !status::COMMAND_BUSY.is_set(value),
+            _ => false,
+        };
+        if idle {
+            self.command_may_run = false;
+        }
+        self.mmio_results.push_back(value);
+    }
+
+    fn response_beat(&mut self, outputs: &Outputs) {
+        let now = self.now;
+        let data_bytes = u64::from(self.config.data_bytes);
+        let flight = self
+            .in_flight
+            .front_mut()
+            .unwrap_or_else(|| panic!("clock {now}: a response to no request"));
+        let request = flight.request;
+        let read_beats = request.beats(self.config.data_bytes);
+        // Data beats of a read that passed; otherwise one beat with the status.
+        let data_beat =
+            request.operation == Operation::Read && outputs.response_status == 0 && read_beats > 0;
+        if data_beat {
+            let first = (request.address - request.address % data_bytes)
+                .wrapping_add(flight.beats * data_bytes);
+            for lane in 0..data_bytes {
+                let address = first.wrapping_add(lane);
+                let byte = (outputs.response_data >> (8 * lane)) as u8;
+                let offset = address.wrapping_sub(request.address);
+                if offset < u64::from(request.length) {
+                    flight.data.push(byte);
+                } else {
+                    assert_eq!(
+                        byte, 0,
+                        "clock {now}: lane {lane} outside {request:?} is not zero"
+                    );
+                }
+            }
+        }
+        flight.beats += 1;
+        flight.status = outputs.response_status;
+        let last_expected = !data_beat || flight.beats == read_beats;
+        assert_eq!(
+            outputs.response_last, last_expected,
+            "clock {now}: beat {} of {request:?} has last = {}",
+            flight.beats, outputs.response_last
+        );
+        if !outputs.response_last {
+            return;
+        }
+        let flight = self.in_flight.pop_front().unwrap();
+        let status = decode_status(flight.status)
+            .unwrap_or_else(|error| panic!("clock {now}: {error} for {request:?}"));
+        if let Some(expected) = &flight.expected {
+            assert_eq!(
+                status,
+                expected.as_ref().map(|_| ()).map_err(|fault| *fault),
+                "clock {now}: status of {request:?}"
+            );
+            if let Ok(data) = expected {
+                assert!(
+                    flight.data == *data,
+                    "clock {now}: the data read by {request:?} differs from the golden model's"
+                );
+            }
+        }
+        self.completions.push(Completion {
+            request,
+            status,
+            data: flight.data,
+            accepted: flight.accepted,
+            finished: now,
+        });
+    }
+}
+
+impl<B: Backend> RegisterAccess for Harness<B> {
+    fn read(&mut self, offset: u16) -> u64 {
+        self.mmio.push_back(Mmio::Read(offset));
+        let wanted = self.mmio_results.len() + self.mmio.len() + self.mmio_reads.len();
+        let start = self.now;
+        while self.mmio_results.len() < wanted {
+            self.step();
+            assert!(
+                self.now - start < 1_000_000,
+                "register read of {offset:#x} never answered"
+            );
+        }
+        self.mmio_results.pop_back().expect("the read's result")
+    }
+
+    fn write(&mut self, offset: u16, value: u64) {
+        self.mmio.push_back(Mmio::Write(offset, value));
+        let start = self.now;
+        while !self.mmio.is_empty() {
+            self.step();
+            assert!(
+                self.now - start < 1_000_000,
+                "register write of {offset:#x} never taken"
+            );
+        }
+    }
+}
+
+/// The data beats of a write: each carries the bytes of its data-path word in the lanes
+/// of their addresses; lanes outside the request carry junk the NI must not store.
+pub fn beats(request: &Request, data: &[u8], data_bytes: u32) -> Vec<u64> {
+    let data_bytes = u64::from(data_bytes);
+    let first = request.address - request.address % data_bytes;
+    (0..request.beats(data_bytes as u32))
+        .map(|beat| {
+            (0..data_bytes).fold(0u64, |word, lane| {
+                let offset = first
+                    .wrapping_add(beat * data_bytes + lane)
+                    .wrapping_sub(request.address);
+                let byte = data.get(offset as usize).copied().unwrap_or(0xa5);
+                word | u64::from(byte) << (8 * lane)
+            })
+        })
+        .collect()
+}
