@@ -96,6 +96,16 @@ pub struct Completion {
     pub finished: u64,
 }
 
+/// A request the NI made on the memory port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MemoryAccess {
+    pub clock: u64,
+    pub write: bool,
+    pub address: u64,
+    pub byte_enable: u8,
+    pub context: u16,
+}
+
 struct InFlight {
     request: Request,
     /// The golden model's answer, if it runs.
@@ -141,6 +151,8 @@ pub struct Harness<B: Backend> {
     write_beats: VecDeque<u64>,
     in_flight: VecDeque<InFlight>,
     completions: Vec<Completion>,
+    /// Memory requests, when asked for.
+    memory_log: Option<Vec<MemoryAccess>>,
 }
 
 impl Harness<VerilatedNetworkInterface> {
@@ -174,6 +186,7 @@ impl<B: Backend> Harness<B> {
             write_beats: VecDeque::new(),
             in_flight: VecDeque::new(),
             completions: Vec::new(),
+            memory_log: None,
         };
         harness.reset();
         harness
@@ -198,6 +211,16 @@ impl<B: Backend> Harness<B> {
 
     pub fn memory(&self) -> &SparseMemory {
         self.memory.memory()
+    }
+
+    /// Starts (or stops and forgets) logging the NI's memory requests.
+    pub fn record_memory_requests(&mut self, record: bool) {
+        self.memory_log = record.then(Vec::new);
+    }
+
+    /// The memory requests logged since logging started.
+    pub fn memory_requests(&self) -> &[MemoryAccess] {
+        self.memory_log.as_deref().unwrap_or_default()
     }
 
     pub fn set_stalls(&mut self, stalls: Stalls) {
@@ -375,6 +398,15 @@ impl<B: Backend> Harness<B> {
             inputs.write_data_valid = false;
         }
         if outputs.memory_request_valid && inputs.memory_request_ready {
+            if let Some(log) = &mut self.memory_log {
+                log.push(MemoryAccess {
+                    clock: now,
+                    write: outputs.memory_request_write,
+                    address: outputs.memory_request_address,
+                    byte_enable: outputs.memory_request_byte_enable,
+                    context: outputs.memory_request_context,
+                });
+            }
             self.memory.accept(
                 now,
                 outputs.memory_request_write,

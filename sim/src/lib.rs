@@ -7,15 +7,16 @@
 //! [`Monitor`] that fails the run at the first access outside what the tables allow, and
 //! the golden model of `npmu-model` checking every response.
 
-mod backend;
+pub mod backend;
 mod harness;
 mod memory_port;
 mod monitor;
 pub mod ports;
+pub mod traffic;
 mod verilated;
 
 pub use backend::{Backend, RustHdlNetworkInterface};
-pub use harness::{Completion, Harness, HarnessOptions, Stall, Stalls};
+pub use harness::{beats, Completion, Harness, HarnessOptions, MemoryAccess, Stall, Stalls};
 pub use memory_port::MemoryPort;
 pub use monitor::Monitor;
 pub use verilated::VerilatedNetworkInterface;

@@ -109,7 +109,12 @@ impl Monitor {
             Offer([
                 outputs.memory_request_write.into(),
                 outputs.memory_request_address,
-                outputs.memory_request_write_data,
+                // A read's write data means nothing.
+                if outputs.memory_request_write {
+                    outputs.memory_request_write_data
+                } else {
+                    0
+                },
                 outputs.memory_request_byte_enable.into(),
                 outputs.memory_request_context.into(),
                 0,
