@@ -153,7 +153,12 @@ pub struct Harness<B: Backend> {
     completions: Vec<Completion>,
     /// Memory requests, when asked for.
     memory_log: Option<Vec<MemoryAccess>>,
+    /// Clock of the last handshake on any channel.
+    last_handshake: u64,
 }
+
+/// Clocks without a handshake on any channel after which the NI is taken to hang.
+pub const HANG_CLOCKS: u64 = 10_000;
 
 impl Harness<VerilatedNetworkInterface> {
     /// The Verilator model of `config`, out of reset and initialized.
@@ -187,6 +192,7 @@ impl<B: Backend> Harness<B> {
             in_flight: VecDeque::new(),
             completions: Vec::new(),
             memory_log: None,
+            last_handshake: 0,
         };
         harness.reset();
         harness
@@ -233,6 +239,18 @@ impl<B: Backend> Harness<B> {
 
     /// Pulses reset, drops everything in flight, and waits for the tables to be cleared.
     pub fn reset(&mut self) {
+        self.pulse_reset();
+        let limit = u64::from(self.config.contexts.max(self.config.translation_entries)) + 100;
+        for _ in 0..limit {
+            if !status::INITIALIZING.is_set(RegisterAccess::read(self, reg::STATUS.offset)) {
+                return;
+            }
+        }
+        panic!("the NI was still initializing {limit} register reads after reset");
+    }
+
+    /// Pulses reset and drops everything in flight, without waiting for initialization.
+    pub fn pulse_reset(&mut self) {
         self.requests.clear();
         self.write_beats.clear();
         self.in_flight.clear();
@@ -254,13 +272,6 @@ impl<B: Backend> Harness<B> {
         self.model.reset();
         self.monitor.reset(&self.model);
         self.command_may_run = false;
-        let limit = u64::from(self.config.contexts.max(self.config.translation_entries)) + 100;
-        for _ in 0..limit {
-            if !status::INITIALIZING.is_set(RegisterAccess::read(self, reg::STATUS.offset)) {
-                return;
-            }
-        }
-        panic!("the NI was still initializing {limit} register reads after reset");
     }
 
     /// Queues a request; a write's `data` must be exactly its length.
@@ -287,30 +298,16 @@ impl<B: Backend> Harness<B> {
         !self.requests.is_empty() || !self.in_flight.is_empty() || !self.write_beats.is_empty()
     }
 
-    /// Runs until every queued request is answered; panics if the NI stops making progress.
+    /// Runs until every queued request is answered; panics if no channel moves for
+    /// [`HANG_CLOCKS`] clocks.
     pub fn run_until_idle(&mut self) {
-        let mut quiet = 0;
+        self.last_handshake = self.now;
         while self.busy() || !self.mmio.is_empty() || !self.mmio_reads.is_empty() {
-            let before = (
-                self.requests.len(),
-                self.in_flight.len(),
-                self.write_beats.len(),
-            );
-            let completed = self.completions.len();
             self.step();
-            let after = (
-                self.requests.len(),
-                self.in_flight.len(),
-                self.write_beats.len(),
-            );
-            quiet = if before == after && completed == self.completions.len() {
-                quiet + 1
-            } else {
-                0
-            };
             assert!(
-                quiet < 100_000,
-                "the NI made no progress for 100000 clocks: {} queued, {} in flight, {} write beats",
+                self.now - self.last_handshake < HANG_CLOCKS,
+                "the NI hung: no handshake for {HANG_CLOCKS} clocks with {} requests queued, \
+                 {} in flight, {} write beats waiting",
                 self.requests.len(),
                 self.in_flight.len(),
                 self.write_beats.len()
@@ -383,21 +380,39 @@ impl<B: Backend> Harness<B> {
         let outputs = self.backend.settle(&inputs);
         self.monitor.check(now, &inputs, &outputs);
 
+        let request_taken = inputs.request_valid && outputs.request_ready;
+        let mmio_taken = inputs.mmio_request_valid && outputs.mmio_request_ready;
+        let write_beat_taken = inputs.write_data_valid && outputs.write_data_ready;
+        let memory_request_taken = outputs.memory_request_valid && inputs.memory_request_ready;
+        let memory_response_taken = inputs.memory_response_valid && outputs.memory_response_ready;
+        let response_taken = outputs.response_valid && inputs.response_ready;
+        let mmio_response_taken = outputs.mmio_response_valid && inputs.mmio_response_ready;
+        if request_taken
+            || mmio_taken
+            || write_beat_taken
+            || memory_request_taken
+            || memory_response_taken
+            || response_taken
+            || mmio_response_taken
+        {
+            self.last_handshake = now;
+        }
+
         // Requests before register writes: a request taken in the clock a command is
         // taken comes before the command.
-        if inputs.request_valid && outputs.request_ready {
+        if request_taken {
             self.accept_request();
             inputs.request_valid = false;
         }
-        if inputs.mmio_request_valid && outputs.mmio_request_ready {
+        if mmio_taken {
             self.accept_mmio();
             inputs.mmio_request_valid = false;
         }
-        if inputs.write_data_valid && outputs.write_data_ready {
+        if write_beat_taken {
             self.write_beats.pop_front();
             inputs.write_data_valid = false;
         }
-        if outputs.memory_request_valid && inputs.memory_request_ready {
+        if memory_request_taken {
             if let Some(log) = &mut self.memory_log {
                 log.push(MemoryAccess {
                     clock: now,
@@ -415,14 +430,14 @@ impl<B: Backend> Harness<B> {
                 outputs.memory_request_byte_enable,
             );
         }
-        if inputs.memory_response_valid && outputs.memory_response_ready {
+        if memory_response_taken {
             self.memory.take_response();
             inputs.memory_response_valid = false;
         }
-        if outputs.response_valid && inputs.response_ready {
+        if response_taken {
             self.response_beat(&outputs);
         }
-        if outputs.mmio_response_valid && inputs.mmio_response_ready {
+        if mmio_response_taken {
             self.mmio_response(outputs.mmio_response_data);
         }
         if self.in_flight.is_empty() {

@@ -32,3 +32,8 @@ pub enum SimError {
     #[error("this backend cannot write waveforms")]
     NoWaveforms,
 }
+
+/// The Verilog the simulation models were built from.
+pub fn generated_verilog(config: &npmu_abi::Config) -> std::path::PathBuf {
+    std::path::Path::new(env!("OUT_DIR")).join(format!("npmu_ni_{}.v", config.name))
+}
