@@ -360,16 +360,16 @@ pub fn drive_rust_hdl<const D: usize, const S: usize, const C: usize, const E: u
     )
     .unwrap();
     for port in ports.iter().filter(|port| port.input) {
-        if port.width == 1 {
-            writeln!(text, "    ni.{0}.next = inputs.{0};", port.name).unwrap();
-        } else {
-            writeln!(
+        match rust_type(port.width) {
+            "bool" => writeln!(text, "    ni.{0}.next = inputs.{0};", port.name),
+            "u64" => writeln!(text, "    ni.{0}.next = inputs.{0}.into();", port.name),
+            _ => writeln!(
                 text,
                 "    ni.{0}.next = u64::from(inputs.{0}).into();",
                 port.name
-            )
-            .unwrap();
+            ),
         }
+        .unwrap();
     }
     writeln!(
         text,
@@ -383,17 +383,16 @@ pub fn sample_rust_hdl<const D: usize, const S: usize, const C: usize, const E: 
     )
     .unwrap();
     for port in ports.iter().filter(|port| !port.input) {
-        if port.width == 1 {
-            writeln!(text, "        {0}: ni.{0}.val(),", port.name).unwrap();
-        } else {
-            writeln!(
+        match rust_type(port.width) {
+            "bool" => writeln!(text, "        {0}: ni.{0}.val(),", port.name),
+            "u64" => writeln!(text, "        {0}: ni.{0}.val().to_u64(),", port.name),
+            other => writeln!(
                 text,
-                "        {0}: ni.{0}.val().to_u64() as {1},",
-                port.name,
-                rust_type(port.width)
-            )
-            .unwrap();
+                "        {0}: ni.{0}.val().to_u64() as {other},",
+                port.name
+            ),
         }
+        .unwrap();
     }
     writeln!(text, "    }}\n}}").unwrap();
     text

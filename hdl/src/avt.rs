@@ -288,6 +288,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
     }
 }
 
+// Lint: the checks are written one condition a branch, in fault order, even where two raise the same fault.
+#[allow(clippy::if_same_then_else, clippy::collapsible_match)]
 impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
     for Avt<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
 {

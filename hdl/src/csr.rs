@@ -580,3 +580,193 @@ impl Logic for CsrBank {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+    use npmu_abi::registers::request_count_offset;
+
+    const KEY: u64 = 0xfeed;
+
+    fn bank() -> CsrBank {
+        let mut bank = CsrBank::new(&Config::ICE40);
+        bank.connect_all();
+        bank.management_key.next = KEY.into();
+        bank.mmio_response_ready.next = true;
+        settle(&mut bank);
+        bank
+    }
+
+    fn clock(bank: &mut CsrBank, level: bool) {
+        bank.clock.next = Clock { clk: level };
+    }
+
+    fn write(bank: &mut CsrBank, offset: u16, value: u64) -> bool {
+        bank.mmio_request_valid.next = true;
+        bank.mmio_request_write.next = true;
+        bank.mmio_request_address.next = u64::from(offset).into();
+        bank.mmio_request_write_data.next = value.into();
+        settle(bank);
+        assert!(bank.mmio_request_ready.val());
+        let started = bank.command_start.val();
+        cycle(bank, clock);
+        bank.mmio_request_valid.next = false;
+        settle(bank);
+        started
+    }
+
+    fn read(bank: &mut CsrBank, offset: u16) -> u64 {
+        bank.mmio_request_valid.next = true;
+        bank.mmio_request_write.next = false;
+        bank.mmio_request_address.next = u64::from(offset).into();
+        settle(bank);
+        assert!(bank.mmio_request_ready.val());
+        cycle(bank, clock);
+        bank.mmio_request_valid.next = false;
+        settle(bank);
+        assert!(bank.mmio_response_valid.val());
+        let value = bank.mmio_response_data.val().to_u64();
+        cycle(bank, clock);
+        value
+    }
+
+    #[test]
+    fn a_read_answer_waits_for_ready_and_blocks_the_next_request() {
+        let mut bank = bank();
+        bank.mmio_response_ready.next = false;
+        bank.mmio_request_valid.next = true;
+        bank.mmio_request_address.next = u64::from(reg::CONTEXTS.offset).into();
+        cycle(&mut bank, clock);
+        for _ in 0..3 {
+            settle(&mut bank);
+            assert!(bank.mmio_response_valid.val());
+            assert!(!bank.mmio_request_ready.val(), "one read at a time");
+            assert_eq!(bank.mmio_response_data.val().to_u64(), 16);
+            cycle(&mut bank, clock);
+        }
+        bank.mmio_request_valid.next = false;
+        bank.mmio_response_ready.next = true;
+        cycle(&mut bank, clock);
+        settle(&mut bank);
+        assert!(!bank.mmio_response_valid.val());
+        assert_eq!(read(&mut bank, 0x1234), 0, "unmapped");
+        assert_eq!(read(&mut bank, reg::IDENTITY.offset + 4), 0, "unaligned");
+    }
+
+    #[test]
+    fn programming_needs_the_key_and_an_idle_engine() {
+        let mut bank = bank();
+        assert!(!write(&mut bank, reg::AVT_COMMAND.offset, 1), "locked");
+        write(&mut bank, reg::AVT_CONTEXT_BASE.offset, 0x1000);
+        assert_eq!(read(&mut bank, reg::REFUSED_WRITES.offset), 2);
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY + 1);
+        assert_eq!(read(&mut bank, reg::FAILED_UNLOCKS.offset), 1);
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
+        assert_eq!(read(&mut bank, reg::STATUS.offset), status::UNLOCKED.mask());
+        write(&mut bank, reg::AVT_CONTEXT_BASE.offset, 0x1000);
+        assert_eq!(bank.base.val().to_u64(), 0x1000);
+        assert!(
+            write(&mut bank, reg::AVT_COMMAND.offset, 1),
+            "starts a command"
+        );
+        bank.engine_busy.next = true;
+        assert!(
+            !write(&mut bank, reg::AVT_COMMAND.offset, 1),
+            "not while busy"
+        );
+        write(&mut bank, reg::AVT_CONTEXT_BASE.offset, 0x2000);
+        assert_eq!(bank.base.val().to_u64(), 0x1000, "dropped while busy");
+        let status = read(&mut bank, reg::AVT_COMMAND.offset);
+        assert!(command_status::BUSY.is_set(status) && command_status::OVERRUN.is_set(status));
+        bank.engine_busy.next = false;
+        bank.command_done.next = true;
+        bank.command_result.next = 6u64.into();
+        cycle(&mut bank, clock);
+        bank.command_done.next = false;
+        assert_eq!(
+            read(&mut bank, reg::AVT_COMMAND.offset),
+            6 | command_status::OVERRUN.mask()
+        );
+        write(&mut bank, reg::MANAGEMENT_LOCK.offset, 0);
+        assert_eq!(
+            read(&mut bank, reg::AVT_CONTEXT_BASE.offset),
+            0,
+            "hidden when locked"
+        );
+    }
+
+    #[test]
+    fn outcomes_count_and_faults_are_recorded_until_cleared() {
+        let mut bank = bank();
+        bank.outcome_valid.next = true;
+        bank.outcome_status.next = 0u64.into();
+        cycle(&mut bank, clock);
+        bank.outcome_status.next = u64::from(Fault::KeyMismatch.code()).into();
+        bank.outcome_write.next = true;
+        bank.outcome_context.next = 9u64.into();
+        bank.outcome_initiator.next = 2u64.into();
+        bank.outcome_address.next = 0xdead_0000u64.into();
+        bank.outcome_length.next = 77u64.into();
+        cycle(&mut bank, clock);
+        bank.outcome_valid.next = false;
+        assert_eq!(read(&mut bank, request_count_offset(0)), 1);
+        assert_eq!(
+            read(&mut bank, request_count_offset(Fault::KeyMismatch.code())),
+            1
+        );
+        let record = read(&mut bank, reg::LAST_FAULT.offset);
+        assert_eq!(
+            record,
+            last_fault::VALID.mask()
+                | last_fault::CODE.place(Fault::KeyMismatch.code().into())
+                | last_fault::WRITE.mask()
+                | last_fault::CONTEXT.place(9)
+                | last_fault::INITIATOR.place(2)
+        );
+        assert_eq!(read(&mut bank, reg::LAST_FAULT_ADDRESS.offset), 0xdead_0000);
+        assert_eq!(read(&mut bank, reg::LAST_FAULT_LENGTH.offset), 77);
+        write(&mut bank, reg::LAST_FAULT.offset, 0);
+        assert_eq!(read(&mut bank, reg::LAST_FAULT.offset), 0);
+        assert_eq!(read(&mut bank, reg::LAST_FAULT_ADDRESS.offset), 0);
+    }
+
+    #[test]
+    fn engine_loads_fill_the_staging_registers() {
+        let mut bank = bank();
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
+        write(&mut bank, reg::AVT_ENTRY_INDEX.offset, 41);
+        bank.load_context.next = true;
+        bank.loaded_key.next = 0x1234_5601u64.into();
+        bank.loaded_base.next = 0x8000u64.into();
+        bank.loaded_pages.next = 3u64.into();
+        bank.load_entry.next = true;
+        bank.loaded_entry_value.next = 0x8000_0000_0000_0007u64.into();
+        bank.advance_entry_index.next = true;
+        cycle(&mut bank, clock);
+        bank.load_context.next = false;
+        bank.load_entry.next = false;
+        bank.advance_entry_index.next = false;
+        assert_eq!(read(&mut bank, reg::AVT_CONTEXT_KEY.offset), 0x1234_5601);
+        assert_eq!(read(&mut bank, reg::AVT_CONTEXT_BASE.offset), 0x8000);
+        assert_eq!(read(&mut bank, reg::AVT_CONTEXT_PAGES.offset), 3);
+        assert_eq!(
+            read(&mut bank, reg::AVT_ENTRY_VALUE.offset),
+            0x8000_0000_0000_0007
+        );
+        assert_eq!(read(&mut bank, reg::AVT_ENTRY_INDEX.offset), 42);
+    }
+
+    #[test]
+    fn reset_closes_the_lock_and_clears_everything() {
+        let mut bank = bank();
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
+        write(&mut bank, reg::AVT_CONTEXT_ID.offset, 3);
+        bank.reset.next = true;
+        cycle(&mut bank, clock);
+        bank.reset.next = false;
+        assert_eq!(read(&mut bank, reg::STATUS.offset), 0);
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
+        assert_eq!(read(&mut bank, reg::AVT_CONTEXT_ID.offset), 0);
+    }
+}

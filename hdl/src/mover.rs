@@ -333,3 +333,163 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+    use std::collections::VecDeque;
+
+    type SmallMover = Mover<32, 4>;
+
+    #[derive(Debug, PartialEq)]
+    struct Beat {
+        write: bool,
+        address: u64,
+        byte_enable: u64,
+        data: u64,
+    }
+
+    /// Runs one verdict through the mover with everything else ready; returns the memory
+    /// requests, the records, and how many write beats and pages it took.
+    fn run(
+        verdict: Verdict,
+        pages: &[u64],
+        write_beats: usize,
+    ) -> (Vec<Beat>, Vec<Record>, usize, usize) {
+        let mut mover = SmallMover::new(&Config::ICE40);
+        mover.connect_all();
+        let clock = |mover: &mut SmallMover, level| mover.clock.next = Clock { clk: level };
+        let mut pages: VecDeque<u64> = pages.iter().copied().collect();
+        let mut beats: VecDeque<u64> = (0..write_beats as u64)
+            .map(|beat| 0x1111_1111 * (beat + 1))
+            .collect();
+        let (mut requests, mut records) = (Vec::new(), Vec::new());
+        let (mut beats_taken, mut pages_taken) = (0, 0);
+        let mut verdict_pending = true;
+        for _ in 0..40 {
+            mover.verdict_valid.next = verdict_pending;
+            mover.verdict.next = verdict;
+            mover.page_valid.next = !pages.is_empty();
+            mover.page.next = pages.front().copied().unwrap_or(0).into();
+            mover.write_data_valid.next = !beats.is_empty();
+            mover.write_data.next = beats.front().copied().unwrap_or(0).into();
+            mover.memory_request_ready.next = true;
+            mover.record_ready.next = true;
+            settle(&mut mover);
+            if mover.verdict_ready.val() {
+                verdict_pending = false;
+            }
+            if mover.page_ready.val() && mover.page_valid.val() {
+                pages.pop_front();
+                pages_taken += 1;
+            }
+            if mover.write_data_ready.val() && mover.write_data_valid.val() {
+                beats.pop_front();
+                beats_taken += 1;
+            }
+            if mover.memory_request_valid.val() {
+                requests.push(Beat {
+                    write: mover.memory_request_write.val(),
+                    address: mover.memory_request_address.val().to_u64(),
+                    byte_enable: mover.memory_request_byte_enable.val().to_u64(),
+                    data: mover.memory_request_write_data.val().to_u64(),
+                });
+            }
+            if mover.record_valid.val() {
+                records.push(mover.record.val());
+            }
+            cycle(&mut mover, clock);
+        }
+        (requests, records, beats_taken, pages_taken)
+    }
+
+    fn verdict(status: u64, write: bool, page_offset: u64, length: u64, queued: u64) -> Verdict {
+        Verdict {
+            status: status.into(),
+            write,
+            context: 3u64.into(),
+            first_page: 7u64.into(),
+            page_offset: page_offset.into(),
+            length: length.into(),
+            queued_pages: queued.into(),
+        }
+    }
+
+    #[test]
+    fn a_write_across_a_page_follows_the_queued_page_with_partial_lanes() {
+        let (requests, records, beats, pages) = run(verdict(0, true, 1022, 10, 1), &[9], 3);
+        assert_eq!(
+            requests,
+            vec![
+                Beat {
+                    write: true,
+                    address: 7 * 1024 + 1020,
+                    byte_enable: 0b1100,
+                    data: 0x1111_1111
+                },
+                Beat {
+                    write: true,
+                    address: 9 * 1024,
+                    byte_enable: 0b1111,
+                    data: 0x2222_2222
+                },
+                Beat {
+                    write: true,
+                    address: 9 * 1024 + 4,
+                    byte_enable: 0b1111,
+                    data: 0x3333_3333
+                },
+            ]
+        );
+        assert_eq!((beats, pages), (3, 1));
+        let lanes: Vec<(u64, u64, bool)> = records
+            .iter()
+            .map(|r| (r.first_lane.to_u64(), r.end_lane.to_u64(), r.last))
+            .collect();
+        assert_eq!(lanes, vec![(2, 4, false), (0, 4, false), (0, 4, true)]);
+        assert!(records
+            .iter()
+            .all(|record| !record.immediate && record.write));
+    }
+
+    #[test]
+    fn a_short_read_inside_one_word_enables_only_its_lanes() {
+        let (requests, records, beats, _) = run(verdict(0, false, 5, 2, 0), &[], 0);
+        assert_eq!(
+            requests,
+            vec![Beat {
+                write: false,
+                address: 7 * 1024 + 4,
+                byte_enable: 0b0110,
+                data: 0
+            }]
+        );
+        assert_eq!(beats, 0);
+        assert_eq!(
+            (records[0].first_lane.to_u64(), records[0].end_lane.to_u64()),
+            (1, 3)
+        );
+        assert!(records[0].last);
+    }
+
+    #[test]
+    fn a_refused_write_touches_nothing_and_drops_its_data_and_pages() {
+        let (requests, records, beats, pages) = run(verdict(3, true, 1022, 10, 2), &[9, 10], 3);
+        assert!(requests.is_empty());
+        assert_eq!(records.len(), 1);
+        assert!(records[0].immediate && records[0].last);
+        assert_eq!(records[0].status.to_u64(), 3);
+        assert_eq!((beats, pages), (3, 2));
+    }
+
+    #[test]
+    fn an_empty_request_answers_at_once() {
+        let (requests, records, beats, _) = run(verdict(0, true, 0, 0, 0), &[], 0);
+        assert!(requests.is_empty());
+        assert_eq!(beats, 0);
+        assert_eq!(records.len(), 1);
+        assert!(records[0].immediate);
+        assert_eq!(records[0].status.to_u64(), 0);
+    }
+}

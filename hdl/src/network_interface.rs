@@ -289,3 +289,43 @@ impl<
 pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12>;
 /// The iCE40 configuration's NI.
 pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+    use npmu_abi::registers as reg;
+
+    fn clock(ni: &mut Ice40NetworkInterface, level: bool) {
+        ni.clock.next = Clock { clk: level };
+    }
+
+    #[test]
+    fn out_of_reset_it_clears_its_tables_then_takes_requests() {
+        let config = Config::ICE40;
+        let mut ni = Ice40NetworkInterface::new(&config);
+        ni.connect_all();
+        ni.reset.next = true;
+        cycle(&mut ni, clock);
+        ni.reset.next = false;
+        ni.request_valid.next = true;
+        ni.mmio_response_ready.next = true;
+        let mut waited = 0;
+        while {
+            settle(&mut ni);
+            !ni.request_ready.val()
+        } {
+            cycle(&mut ni, clock);
+            waited += 1;
+        }
+        assert_eq!(waited, config.translation_entries);
+        ni.request_valid.next = false;
+        ni.mmio_request_valid.next = true;
+        ni.mmio_request_address.next = u64::from(reg::IDENTITY.offset).into();
+        cycle(&mut ni, clock);
+        ni.mmio_request_valid.next = false;
+        settle(&mut ni);
+        assert!(ni.mmio_response_valid.val());
+        assert_eq!(ni.mmio_response_data.val().to_u64(), reg::identity::VALUE);
+    }
+}

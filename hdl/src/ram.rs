@@ -167,3 +167,75 @@ end
         }]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+
+    fn block_ram_clock(ram: &mut BlockRam<Bits<12>, 4>, level: bool) {
+        ram.clock.next = Clock { clk: level };
+    }
+
+    #[test]
+    fn block_ram_reads_a_clock_late_and_holds_while_disabled() {
+        let mut ram = BlockRam::<Bits<12>, 4>::default();
+        ram.connect_all();
+        ram.write_enable.next = true;
+        ram.write_address.next = 3u64.into();
+        ram.write_data.next = 0xabcu64.into();
+        cycle(&mut ram, block_ram_clock);
+        ram.write_enable.next = false;
+        ram.read_enable.next = true;
+        ram.read_address.next = 3u64.into();
+        settle(&mut ram);
+        assert_eq!(ram.read_data.val().to_u64(), 0, "not before the clock edge");
+        cycle(&mut ram, block_ram_clock);
+        assert_eq!(ram.read_data.val().to_u64(), 0xabc);
+        ram.read_enable.next = false;
+        ram.read_address.next = 4u64.into();
+        cycle(&mut ram, block_ram_clock);
+        assert_eq!(
+            ram.read_data.val().to_u64(),
+            0xabc,
+            "held while the enable is low"
+        );
+    }
+
+    #[test]
+    #[should_panic(expected = "read and write of address 5 in one cycle")]
+    fn block_ram_refuses_a_read_of_the_address_being_written() {
+        let mut ram = BlockRam::<Bits<12>, 4>::default();
+        ram.connect_all();
+        ram.write_enable.next = true;
+        ram.read_enable.next = true;
+        ram.write_address.next = 5u64.into();
+        ram.read_address.next = 5u64.into();
+        cycle(&mut ram, block_ram_clock);
+    }
+
+    #[test]
+    fn register_file_reads_at_once() {
+        let mut file = RegisterFile::<Bits<8>, 2>::default();
+        file.connect_all();
+        let clock =
+            |file: &mut RegisterFile<Bits<8>, 2>, level| file.clock.next = Clock { clk: level };
+        file.write_enable.next = true;
+        file.write_address.next = 2u64.into();
+        file.write_data.next = 0x5au64.into();
+        file.read_address.next = 2u64.into();
+        settle(&mut file);
+        assert_eq!(file.read_data.val().to_u64(), 0);
+        cycle(&mut file, clock);
+        assert_eq!(file.read_data.val().to_u64(), 0x5a);
+    }
+
+    #[test]
+    fn block_ram_verilog_waives_the_collision_check() {
+        let mut ram = BlockRam::<Bits<12>, 4>::default();
+        ram.connect_all();
+        let verilog = crate::verilog::generate("ram", &ram).unwrap();
+        assert!(verilog.contains("(* no_rw_check *)"));
+        assert!(verilog.contains("reg [11:0] contents [0:15];"));
+    }
+}

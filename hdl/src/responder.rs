@@ -131,3 +131,100 @@ impl<const DATA_BITS: usize> Logic for Responder<DATA_BITS> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+    use std::collections::VecDeque;
+
+    type SmallResponder = Responder<32>;
+
+    fn record(immediate: bool, write: bool, last: bool, status: u64, lanes: (u64, u64)) -> Record {
+        Record {
+            immediate,
+            write,
+            last,
+            status: status.into(),
+            first_lane: lanes.0.into(),
+            end_lane: lanes.1.into(),
+        }
+    }
+
+    /// Feeds records and memory responses in, takes every response beat out (stalling the
+    /// response port every other clock); returns (status, data, last) per beat.
+    fn run(records: &[Record], memory: &[u64]) -> Vec<(u64, u64, bool)> {
+        let mut responder = SmallResponder::new();
+        responder.connect_all();
+        let clock =
+            |responder: &mut SmallResponder, level| responder.clock.next = Clock { clk: level };
+        let mut records: VecDeque<Record> = records.iter().copied().collect();
+        let mut memory: VecDeque<u64> = memory.iter().copied().collect();
+        let mut beats = Vec::new();
+        for now in 0..60 {
+            responder.record_valid.next = !records.is_empty();
+            responder.record.next = records.front().copied().unwrap_or_default();
+            responder.memory_response_valid.next = !memory.is_empty() && now > 5;
+            responder.memory_response_data.next = memory.front().copied().unwrap_or(0).into();
+            responder.response_ready.next = now % 2 == 0;
+            settle(&mut responder);
+            if responder.record_valid.val() && responder.record_ready.val() {
+                records.pop_front();
+            }
+            if responder.memory_response_valid.val() && responder.memory_response_ready.val() {
+                memory.pop_front();
+            }
+            if responder.response_valid.val() && responder.response_ready.val() {
+                beats.push((
+                    responder.response_status.val().to_u64(),
+                    responder.response_data.val().to_u64(),
+                    responder.response_last.val(),
+                ));
+            }
+            cycle(&mut responder, clock);
+        }
+        assert!(memory.is_empty(), "every memory response is taken");
+        beats
+    }
+
+    #[test]
+    fn reads_answer_per_beat_with_lanes_outside_the_request_zeroed() {
+        let beats = run(
+            &[
+                record(false, false, false, 0, (1, 4)),
+                record(false, false, true, 0, (0, 2)),
+            ],
+            &[0xaabb_ccdd, 0x1122_3344],
+        );
+        assert_eq!(beats, vec![(0, 0xaabb_cc00, false), (0, 0x0000_3344, true)]);
+    }
+
+    #[test]
+    fn a_write_answers_once_when_its_last_beat_is_acknowledged() {
+        let beats = run(
+            &[
+                record(false, true, false, 0, (0, 4)),
+                record(false, true, false, 0, (0, 4)),
+                record(false, true, true, 0, (0, 4)),
+            ],
+            &[0, 0, 0],
+        );
+        assert_eq!(beats, vec![(0, 0, true)]);
+    }
+
+    #[test]
+    fn immediate_answers_keep_their_place_in_order() {
+        let beats = run(
+            &[
+                record(true, false, true, 6, (0, 0)),
+                record(false, false, true, 0, (0, 4)),
+                record(true, true, true, 3, (0, 0)),
+            ],
+            &[0x5555_5555],
+        );
+        assert_eq!(
+            beats,
+            vec![(6, 0, true), (0, 0x5555_5555, true), (3, 0, true)]
+        );
+    }
+}

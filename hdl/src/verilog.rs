@@ -48,3 +48,29 @@ pub fn network_interface(config: &Config) -> Result<String, VerilogError> {
         _ => Err(VerilogError::UnsupportedConfig(config.name)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_named_configuration_emits_a_top_called_npmu_ni() {
+        for config in Config::ALL {
+            let verilog = network_interface(&config).unwrap();
+            assert!(verilog.contains("\nmodule npmu_ni("), "{}", config.name);
+            assert!(verilog.contains("\nmodule npmu_ni$avt$context_table("));
+        }
+    }
+
+    #[test]
+    fn a_configuration_without_hardware_is_refused() {
+        let custom = Config {
+            contexts: 64,
+            ..Config::SIM
+        };
+        assert!(matches!(
+            network_interface(&custom),
+            Err(VerilogError::UnsupportedConfig("sim"))
+        ));
+    }
+}

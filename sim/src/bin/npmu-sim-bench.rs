@@ -70,7 +70,7 @@ fn main() {
     figures.push(json!({"name": "rusthdl_speed_ratio", "value": (verilator_rate / rust_hdl_rate * 10.0).round() / 10.0,
         "unit": "x", "config": "ice40", "meaning": "Verilator cycles/s over RustHDL cycles/s, same stimulus"}));
 
-    eprintln!("{:<28} {:>14}  {}", "figure", "value", "parameters");
+    eprintln!("{:<28} {:>14}  parameters", "figure", "value");
     for figure in &figures {
         println!("{figure}");
         eprintln!(
