@@ -7,6 +7,7 @@ use npmu_abi::{Config, Operation, Request};
 use npmu_sim::backend::RustHdlIce40;
 use npmu_sim::traffic::Traffic;
 use npmu_sim::{Backend, Harness, HarnessOptions, VerilatedNetworkInterface};
+use rand::Rng;
 use serde_json::{json, Value};
 use std::time::Instant;
 
@@ -70,9 +71,11 @@ fn main() {
     figures.push(json!({"name": "rusthdl_speed_ratio", "value": (verilator_rate / rust_hdl_rate * 10.0).round() / 10.0,
         "unit": "x", "config": "ice40", "meaning": "Verilator cycles/s over RustHDL cycles/s, same stimulus"}));
 
-    eprintln!("{:<28} {:>14}  parameters", "figure", "value");
     for figure in &figures {
         println!("{figure}");
+    }
+    eprintln!("{:<28} {:>14}  parameters", "figure", "value");
+    for figure in &figures {
         eprintln!(
             "{:<28} {:>14}  {}",
             figure["name"].as_str().unwrap(),
@@ -138,8 +141,6 @@ fn random_traffic<B: Backend>(backend: B, cycles: u64, golden: bool, progress: b
     bar.finish_and_clear();
     (harness.now() - start_clock, seconds)
 }
-
-use rand::Rng;
 
 /// Back-to-back one-beat reads: lookups per clock, and the clocks from a request's
 /// acceptance to its first memory request on an idle NI.
