@@ -157,6 +157,9 @@ pub struct Harness<B: Backend> {
     last_handshake: u64,
 }
 
+/// Environment variable naming a directory where every harness writes its waveform.
+pub const WAVEFORM_DIRECTORY: &str = "NPMU_SIM_WAVEFORMS";
+
 /// Clocks without a handshake on any channel after which the NI is taken to hang.
 pub const HANG_CLOCKS: u64 = 10_000;
 
@@ -168,7 +171,9 @@ impl Harness<VerilatedNetworkInterface> {
 }
 
 impl<B: Backend> Harness<B> {
-    /// Wraps `backend`, resets it and waits until it has cleared its tables.
+    /// Wraps `backend`, resets it and waits until it has cleared its tables. When the
+    /// environment variable [`WAVEFORM_DIRECTORY`] names a directory, the run's waveform
+    /// goes there, named after the thread (the test) that runs it.
     pub fn new(backend: B, options: HarnessOptions) -> Self {
         let config = *backend.config();
         let model = NetworkInterface::new(config, options.management_key, SparseMemory::new())
@@ -194,6 +199,20 @@ impl<B: Backend> Harness<B> {
             memory_log: None,
             last_handshake: 0,
         };
+        if let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) {
+            let thread = std::thread::current();
+            let name: String = thread
+                .name()
+                .unwrap_or("harness")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let path = Path::new(&directory).join(format!("{name}.vcd"));
+            match harness.trace_to(&path) {
+                Ok(()) => tracing::info!(path = %path.display(), "writing a waveform"),
+                Err(error) => tracing::warn!(%error, "no waveform"),
+            }
+        }
         harness.reset();
         harness
     }
@@ -251,6 +270,7 @@ impl<B: Backend> Harness<B> {
 
     /// Pulses reset and drops everything in flight, without waiting for initialization.
     pub fn pulse_reset(&mut self) {
+        tracing::debug!(clock = self.now, "reset");
         self.requests.clear();
         self.write_beats.clear();
         self.in_flight.clear();
@@ -455,6 +475,7 @@ impl<B: Backend> Harness<B> {
             .options
             .golden
             .then(|| self.model.execute(&request, &data));
+        tracing::trace!(clock = self.now, ?request, ?expected, "request accepted");
         self.in_flight.push_back(InFlight {
             request,
             expected,
@@ -468,6 +489,7 @@ impl<B: Backend> Harness<B> {
     fn accept_mmio(&mut self) {
         match self.mmio.pop_front().expect("an offered register access") {
             Mmio::Write(offset, value) => {
+                tracing::debug!(clock = self.now, offset, value, "register write");
                 self.model.mmio_write(offset, value);
                 if offset == reg::AVT_COMMAND.offset && self.model.is_unlocked() {
                     self.command_may_run = true;
@@ -626,7 +648,7 @@ impl<B: Backend> RegisterAccess for Harness<B> {
 
 /// The data beats of a write: each carries the bytes of its data-path word in the lanes
 /// of their addresses; lanes outside the request carry junk the NI must not store.
-pub fn beats(request: &Request, data: &[u8], data_bytes: u32) -> Vec<u64> {
+fn beats(request: &Request, data: &[u8], data_bytes: u32) -> Vec<u64> {
     let data_bytes = u64::from(data_bytes);
     let first = request.address - request.address % data_bytes;
     (0..request.beats(data_bytes as u32))

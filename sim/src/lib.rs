@@ -16,7 +16,10 @@ pub mod traffic;
 mod verilated;
 
 pub use backend::{Backend, RustHdlNetworkInterface};
-pub use harness::{beats, Completion, Harness, HarnessOptions, MemoryAccess, Stall, Stalls};
+pub use harness::{
+    Completion, Harness, HarnessOptions, MemoryAccess, Stall, Stalls, HANG_CLOCKS,
+    WAVEFORM_DIRECTORY,
+};
 pub use memory_port::MemoryPort;
 pub use monitor::Monitor;
 pub use verilated::VerilatedNetworkInterface;

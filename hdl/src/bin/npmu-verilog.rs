@@ -17,6 +17,10 @@ struct Arguments {
 }
 
 fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let arguments = Arguments::parse();
     let config = match Config::by_name(&arguments.config) {
         Ok(config) => config,
@@ -25,6 +29,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    tracing::info!(config = config.name, "emitting the network interface");
     let verilog = match npmu_hdl::verilog::network_interface(&config) {
         Ok(verilog) => verilog,
         Err(error) => {
@@ -35,10 +40,11 @@ fn main() -> ExitCode {
     match arguments.output {
         None => print!("{verilog}"),
         Some(path) => {
-            if let Err(error) = std::fs::write(&path, verilog) {
+            if let Err(error) = std::fs::write(&path, &verilog) {
                 eprintln!("npmu-verilog: cannot write {}: {error}", path.display());
                 return ExitCode::FAILURE;
             }
+            tracing::info!(path = %path.display(), bytes = verilog.len(), "written");
         }
     }
     ExitCode::SUCCESS

@@ -23,6 +23,10 @@ struct Arguments {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
     let arguments = Arguments::parse();
     let mut figures = Vec::new();
     for golden in [true, false] {
