@@ -114,30 +114,10 @@ impl<D: Synth, const ADDRESS_BITS: usize> Logic for BlockRamFifo<D, ADDRESS_BITS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fifo::tests::random_traffic_matches_a_queue;
+    use crate::fifo::tests::check_random_traffic;
 
     #[test]
     fn keeps_order_and_capacity_under_random_traffic() {
-        let mut fifo = BlockRamFifo::<Bits<16>, 3>::default();
-        fifo.connect_all();
-        random_traffic_matches_a_queue(
-            &mut fifo,
-            9,
-            2,
-            |fifo, push, pop| {
-                fifo.reset.next = false;
-                fifo.push_valid.next = push.is_some();
-                fifo.push_data.next = push.unwrap_or(0).into();
-                fifo.pop_ready.next = pop;
-            },
-            |fifo| {
-                (
-                    fifo.push_ready.val(),
-                    fifo.pop_valid.val(),
-                    fifo.pop_data.val().to_u64(),
-                )
-            },
-            |fifo, level| fifo.clock.next = Clock { clk: level },
-        );
+        check_random_traffic!(BlockRamFifo::<Bits<16>, 3>::default(), 9, 2);
     }
 }
