@@ -144,6 +144,7 @@ pub struct CsrBank {
     fault_valid_shift: Constant<Bits<8>>,
     status_ok: Constant<Bits<4>>,
     zero_4: Constant<Bits<4>>,
+    zero_8: Constant<Bits<8>>,
     zero_16: Constant<Bits<16>>,
     zero_32: Constant<Bits<32>>,
     one_32: Constant<Bits<32>>,
@@ -286,6 +287,7 @@ impl CsrBank {
             fault_valid_shift: shift(last_fault::VALID),
             status_ok: Constant::new(0u64.into()),
             zero_4: Constant::new(0u64.into()),
+            zero_8: Constant::new(0u64.into()),
             zero_16: Constant::new(0u64.into()),
             zero_32: Constant::new(0u64.into()),
             one_32: Constant::new(1u64.into()),
@@ -556,7 +558,7 @@ impl Logic for CsrBank {
             self.unlocked.d.next = false;
             self.failed_unlocks.d.next = self.zero_32.val();
             self.refused_writes.d.next = self.zero_32.val();
-            self.last_result.d.next = self.zero_32.val().get_bits::<8>(0);
+            self.last_result.d.next = self.zero_8.val();
             self.overrun.d.next = false;
             self.staged_context_id.d.next = self.zero_32.val();
             self.staged_key.d.next = self.zero_32.val();

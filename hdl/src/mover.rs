@@ -88,6 +88,8 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     beat_done: Signal<Local, bool>,
     drop_beat: Signal<Local, bool>,
     drop_page: Signal<Local, bool>,
+    /// A refused request left write data or queued pages to drop.
+    leftovers: Signal<Local, bool>,
 
     data_bytes: Constant<Bits<4>>,
     data_bytes_16: Constant<Bits<16>>,
@@ -160,6 +162,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             beat_done: Default::default(),
             drop_beat: Default::default(),
             drop_page: Default::default(),
+            leftovers: Default::default(),
             data_bytes: Constant::new(data_bytes.into()),
             data_bytes_16: Constant::new(data_bytes.into()),
             lane_mask: Constant::new((data_bytes - 1).into()),
@@ -285,6 +288,10 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         }
 
         // Next state.
+        self.leftovers.next = (self.verdict.val().write
+            && (self.verdict.val().status != self.status_ok.val())
+            && (self.verdict.val().length != self.zero_32.val()))
+            || (self.verdict.val().queued_pages != self.zero_16.val());
         if self.beat_done.val() {
             self.active.d.next = !self.last_beat.val();
             self.dropping.d.next = false;
@@ -304,11 +311,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.offset.d.next = self.verdict.val().page_offset;
             self.pages_to_drop.d.next = self.verdict.val().queued_pages;
             self.current_write.d.next = self.verdict.val().write;
-            self.active.d.next = (self.verdict.val().write
-                && (self.verdict.val().status != self.status_ok.val())
-                && (self.verdict.val().length != self.zero_32.val()))
-                || (self.verdict.val().queued_pages != self.zero_16.val());
-            self.dropping.d.next = true;
+            self.active.d.next = self.leftovers.val();
+            self.dropping.d.next = self.leftovers.val();
         }
         if self.drop_beat.val() {
             self.remaining.d.next = self.next_remaining.val();

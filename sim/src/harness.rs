@@ -66,7 +66,7 @@ pub struct HarnessOptions {
     pub management_key: u64,
     pub seed: u64,
     pub stalls: Stalls,
-    /// Clocks from a memory request to its response.
+    /// Clocks from a memory request to its response (at least 1).
     pub memory_latency: u64,
     /// Check every response and register read against the golden model.
     pub golden: bool,
@@ -174,7 +174,11 @@ impl<B: Backend> Harness<B> {
     /// Wraps `backend`, resets it and waits until it has cleared its tables. When the
     /// environment variable [`WAVEFORM_DIRECTORY`] names a directory, the run's waveform
     /// goes there, named after the thread (the test) that runs it.
+    ///
+    /// # Panics
+    /// If a random stall's probability is outside 0..=1.
     pub fn new(backend: B, options: HarnessOptions) -> Self {
+        check_stalls(&options.stalls);
         let config = *backend.config();
         let model = NetworkInterface::new(config, options.management_key, SparseMemory::new())
             .expect("the backend's configuration is valid");
@@ -248,7 +252,10 @@ impl<B: Backend> Harness<B> {
         self.memory_log.as_deref().unwrap_or_default()
     }
 
+    /// # Panics
+    /// If a random stall's probability is outside 0..=1.
     pub fn set_stalls(&mut self, stalls: Stalls) {
+        check_stalls(&stalls);
         self.options.stalls = stalls;
     }
 
@@ -641,6 +648,25 @@ impl<B: Backend> RegisterAccess for Harness<B> {
             assert!(
                 self.now - start < 1_000_000,
                 "register write of {offset:#x} never taken"
+            );
+        }
+    }
+}
+
+fn check_stalls(stalls: &Stalls) {
+    for stall in [
+        stalls.mmio_request,
+        stalls.mmio_response,
+        stalls.request,
+        stalls.write_data,
+        stalls.response,
+        stalls.memory_request,
+        stalls.memory_response,
+    ] {
+        if let Stall::Random(probability) = stall {
+            assert!(
+                (0.0..=1.0).contains(&probability),
+                "a stall probability must be within 0 and 1, not {probability}"
             );
         }
     }

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 pub struct Traffic {
     random: StdRng,
     config: Config,
-    /// Contexts the generator registers: ids `0..contexts`.
+    /// Contexts the generator registers: ids `0..contexts`, at most 24.
     contexts: u16,
 }
 
