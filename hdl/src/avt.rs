@@ -133,6 +133,7 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     check_lookup: Signal<Local, bool>,
     check_last: Signal<Local, bool>,
     entry_index: Signal<Local, Bits<16>>,
+    takes_request: Signal<Local, bool>,
     accept: Signal<Local, bool>,
     advance: Signal<Local, bool>,
 
@@ -246,6 +247,7 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
             check_lookup: Default::default(),
             check_last: Default::default(),
             entry_index: Default::default(),
+            takes_request: Default::default(),
             accept: Default::default(),
             advance: Default::default(),
             translate_valid: Default::default(),
@@ -449,15 +451,12 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         // The check stage hands one page (or one refused request) a clock to the translate
         // stage, and takes a new request when it hands over its last.
         self.advance.next = self.check_valid.q.val() && !self.stall.val();
-        self.accept.next = self.request_valid.val()
-            && !self.hold.val()
+        self.takes_request.next = !self.hold.val()
             && !self.reset.val()
             && !self.stall.val()
             && (!self.check_valid.q.val() || self.check_last.val());
-        self.request_ready.next = !self.hold.val()
-            && !self.reset.val()
-            && !self.stall.val()
-            && (!self.check_valid.q.val() || self.check_last.val());
+        self.request_ready.next = self.takes_request.val();
+        self.accept.next = self.request_valid.val() && self.takes_request.val();
         if !self.stall.val() {
             self.translate_valid.d.next = self.check_valid.q.val();
             self.translate_last.d.next = self.check_last.val();
