@@ -106,6 +106,10 @@ pub struct CsrBank {
     max_request_bytes_offset: Constant<Bits<16>>,
     memory_pages_offset: Constant<Bits<16>>,
     status_offset: Constant<Bits<16>>,
+    queues_offset: Constant<Bits<16>>,
+    max_payload_bytes_offset: Constant<Bits<16>>,
+    max_read_request_bytes_offset: Constant<Bits<16>>,
+    dma_read_tags_offset: Constant<Bits<16>>,
     unlock_offset: Constant<Bits<16>>,
     lock_offset: Constant<Bits<16>>,
     failed_unlocks_offset: Constant<Bits<16>>,
@@ -132,6 +136,10 @@ pub struct CsrBank {
     data_bytes: Constant<Bits<64>>,
     max_request_bytes: Constant<Bits<64>>,
     memory_pages: Constant<Bits<64>>,
+    queues: Constant<Bits<64>>,
+    max_payload_bytes: Constant<Bits<64>>,
+    max_read_request_bytes: Constant<Bits<64>>,
+    dma_read_tags: Constant<Bits<64>>,
     initializing_shift: Constant<Bits<8>>,
     unlocked_shift: Constant<Bits<8>>,
     command_busy_shift: Constant<Bits<8>>,
@@ -248,6 +256,10 @@ impl CsrBank {
             max_request_bytes_offset: offset(reg::MAX_REQUEST_BYTES),
             memory_pages_offset: offset(reg::MEMORY_PAGES),
             status_offset: offset(reg::STATUS),
+            queues_offset: offset(reg::QUEUES),
+            max_payload_bytes_offset: offset(reg::MAX_PAYLOAD_BYTES),
+            max_read_request_bytes_offset: offset(reg::MAX_READ_REQUEST_BYTES),
+            dma_read_tags_offset: offset(reg::DMA_READ_TAGS),
             unlock_offset: offset(reg::MANAGEMENT_UNLOCK),
             lock_offset: offset(reg::MANAGEMENT_LOCK),
             failed_unlocks_offset: offset(reg::FAILED_UNLOCKS),
@@ -275,6 +287,10 @@ impl CsrBank {
             data_bytes: value(config.data_bytes.into()),
             max_request_bytes: value(config.max_request_bytes.into()),
             memory_pages: value(config.memory_pages),
+            queues: value(config.queues.into()),
+            max_payload_bytes: value(config.max_payload_bytes.into()),
+            max_read_request_bytes: value(config.max_read_request_bytes.into()),
+            dma_read_tags: value(config.dma_read_tags.into()),
             initializing_shift: shift(status::INITIALIZING),
             unlocked_shift: shift(status::UNLOCKED),
             command_busy_shift: shift(status::COMMAND_BUSY),
@@ -381,6 +397,18 @@ impl Logic for CsrBank {
         }
         if self.address.val() == self.memory_pages_offset.val() {
             self.read_value.next = self.memory_pages.val();
+        }
+        if self.address.val() == self.queues_offset.val() {
+            self.read_value.next = self.queues.val();
+        }
+        if self.address.val() == self.max_payload_bytes_offset.val() {
+            self.read_value.next = self.max_payload_bytes.val();
+        }
+        if self.address.val() == self.max_read_request_bytes_offset.val() {
+            self.read_value.next = self.max_read_request_bytes.val();
+        }
+        if self.address.val() == self.dma_read_tags_offset.val() {
+            self.read_value.next = self.dma_read_tags.val();
         }
         if self.address.val() == self.status_offset.val() {
             self.read_value.next = (bit_cast::<64, 1>(self.engine_initializing.val().into())

@@ -37,6 +37,19 @@ fn identity_and_capabilities_report_the_configuration(#[case] config: Config) {
         u64::from(config.max_request_bytes)
     );
     assert_eq!(harness.read(reg::MEMORY_PAGES.offset), config.memory_pages);
+    assert_eq!(harness.read(reg::QUEUES.offset), u64::from(config.queues));
+    assert_eq!(
+        harness.read(reg::MAX_PAYLOAD_BYTES.offset),
+        u64::from(config.max_payload_bytes)
+    );
+    assert_eq!(
+        harness.read(reg::MAX_READ_REQUEST_BYTES.offset),
+        u64::from(config.max_read_request_bytes)
+    );
+    assert_eq!(
+        harness.read(reg::DMA_READ_TAGS.offset),
+        u64::from(config.dma_read_tags)
+    );
 }
 
 #[test]

@@ -20,6 +20,14 @@ pub struct Config {
     pub memory_pages: u64,
     /// Clock the build is meant to close timing at, for throughput figures.
     pub target_clock_mhz: u32,
+    /// Host queue pairs (a power of two, at most 16).
+    pub queues: u32,
+    /// Longest DMA write, in bytes (PCIe max payload size: a power of two, 64 to 4096).
+    pub max_payload_bytes: u32,
+    /// Longest DMA read, in bytes (PCIe max read request size: a power of two, 64 to 4096).
+    pub max_read_request_bytes: u32,
+    /// DMA reads of data in flight at most (a power of two, at most 16).
+    pub dma_read_tags: u32,
 }
 
 impl Config {
@@ -33,6 +41,10 @@ impl Config {
         max_request_bytes: 1 << 20,
         memory_pages: 1 << 18,
         target_clock_mhz: 250,
+        queues: 4,
+        max_payload_bytes: 256,
+        max_read_request_bytes: 512,
+        dma_read_tags: 16,
     };
 
     /// Small enough for an iCE40 UP5K: its 128 KiB of SPRAM as persistent memory.
@@ -45,6 +57,10 @@ impl Config {
         max_request_bytes: 16 << 10,
         memory_pages: 128,
         target_clock_mhz: 24,
+        queues: 2,
+        max_payload_bytes: 128,
+        max_read_request_bytes: 256,
+        dma_read_tags: 8,
     };
 
     pub const ALL: [Config; 2] = [Config::SIM, Config::ICE40];
@@ -91,6 +107,16 @@ impl Config {
         {
             return invalid("persistent memory must be 1 page to 2^32 pages and 2^48 bytes");
         }
+        if !self.queues.is_power_of_two() || self.queues > u32::from(crate::registers::MAX_QUEUES) {
+            return invalid("queues must be a power of two, at most 16");
+        }
+        let transfer = |bytes: u32| bytes.is_power_of_two() && (64..=4096).contains(&bytes);
+        if !transfer(self.max_payload_bytes) || !transfer(self.max_read_request_bytes) {
+            return invalid("DMA transfers must be a power of two from 64 to 4096 bytes");
+        }
+        if !self.dma_read_tags.is_power_of_two() || self.dma_read_tags > 16 {
+            return invalid("DMA read tags must be a power of two, at most 16");
+        }
         Ok(())
     }
 }
@@ -131,6 +157,10 @@ mod tests {
     #[case(Config { max_request_bytes: 0, ..Config::SIM })]
     #[case(Config { max_request_bytes: (256 << 12) + 1, ..Config::SIM })]
     #[case(Config { memory_pages: 0, ..Config::SIM })]
+    #[case(Config { queues: 3, ..Config::SIM })]
+    #[case(Config { max_payload_bytes: 100, ..Config::SIM })]
+    #[case(Config { max_read_request_bytes: 8192, ..Config::SIM })]
+    #[case(Config { dma_read_tags: 32, ..Config::SIM })]
     fn invalid_parameters_are_refused(#[case] config: Config) {
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(..))));
     }

@@ -7,6 +7,7 @@ pub mod config;
 pub mod fault;
 pub mod field;
 pub mod program;
+pub mod queue;
 pub mod registers;
 
 pub use command::{Command, CommandError};
@@ -34,6 +35,12 @@ pub const PAGE_NUMBER_BITS: usize = 32;
 pub const MEMORY_ADDRESS_BITS: usize = 48;
 /// Width of the status field of a response.
 pub const STATUS_BITS: usize = 4;
+/// Width of a DMA tag.
+pub const DMA_TAG_BITS: usize = 8;
+/// Width of a DMA request's length in bytes (a request stays inside one 4 KiB page).
+pub const DMA_LENGTH_BITS: usize = 13;
+/// Host pages: no DMA request crosses a boundary of this many bytes.
+pub const HOST_PAGE_BYTES: u64 = 4096;
 /// Pages beyond a request's first that the NI can hold translated while it checks the rest.
 pub const PAGE_QUEUE_DEPTH: u32 = 256;
 

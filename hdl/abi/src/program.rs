@@ -187,3 +187,54 @@ pub fn read_entry(
         .is_set(value)
         .then(|| entry_value::PAGE.get(value) as u32))
 }
+
+/// Where a queue pair's rings are and how it interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueSettings {
+    pub submission_base: u64,
+    pub submission_entries: u32,
+    pub completion_base: u64,
+    pub completion_entries: u32,
+    pub interrupts: bool,
+    /// Interrupt once this many completions are pending (0 or 1: each completion).
+    pub coalesce_count: u8,
+    /// ... or once the oldest has waited this many clocks (0: never).
+    pub coalesce_clocks: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum QueueError {
+    #[error("the queue refused its configuration (status {0:#x})")]
+    Refused(u64),
+}
+
+/// Disables queue `queue`, writes its settings and enables it (which resets its pointers).
+pub fn set_up_queue(
+    registers: &mut impl RegisterAccess,
+    queue: u16,
+    settings: &QueueSettings,
+) -> Result<(), QueueError> {
+    use crate::registers::{queue as q, queue_control as control, queue_offset, queue_status};
+    registers.write(queue_offset(queue, q::CONTROL), 0);
+    registers.write(queue_offset(queue, q::SQ_BASE), settings.submission_base);
+    registers.write(
+        queue_offset(queue, q::SQ_ENTRIES),
+        settings.submission_entries.into(),
+    );
+    registers.write(queue_offset(queue, q::CQ_BASE), settings.completion_base);
+    registers.write(
+        queue_offset(queue, q::CQ_ENTRIES),
+        settings.completion_entries.into(),
+    );
+    let value = control::ENABLE.place(1)
+        | control::INTERRUPT_ENABLE.place(settings.interrupts.into())
+        | control::COALESCE_COUNT.place(settings.coalesce_count.into())
+        | control::COALESCE_CLOCKS.place(settings.coalesce_clocks.into());
+    registers.write(queue_offset(queue, q::CONTROL), value);
+    let status = registers.read(queue_offset(queue, q::STATUS));
+    if queue_status::RUNNING.is_set(status) {
+        Ok(())
+    } else {
+        Err(QueueError::Refused(status))
+    }
+}

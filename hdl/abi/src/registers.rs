@@ -30,6 +30,8 @@ pub enum Group {
     /// Address validation and translation programming: behind the management lock.
     Programming,
     Faults,
+    /// Host queue registers, one block per queue from [`QUEUES_OFFSET`].
+    Queues,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -69,6 +71,15 @@ pub const MAX_REQUEST_BYTES: Register = register("MAX_REQUEST_BYTES", 0x028, Rea
 pub const MEMORY_PAGES: Register = register("MEMORY_PAGES", 0x030, ReadOnly, Identity);
 /// [`status`] bits.
 pub const STATUS: Register = register("STATUS", 0x038, ReadOnly, Identity);
+/// Number of host queue pairs.
+pub const QUEUES: Register = register("QUEUES", 0x040, ReadOnly, Identity);
+/// Longest DMA write the NI issues, in bytes.
+pub const MAX_PAYLOAD_BYTES: Register = register("MAX_PAYLOAD_BYTES", 0x048, ReadOnly, Identity);
+/// Longest DMA read the NI issues, in bytes.
+pub const MAX_READ_REQUEST_BYTES: Register =
+    register("MAX_READ_REQUEST_BYTES", 0x050, ReadOnly, Identity);
+/// DMA reads of data the NI keeps in flight at most.
+pub const DMA_READ_TAGS: Register = register("DMA_READ_TAGS", 0x058, ReadOnly, Identity);
 
 /// Write the management key here to open the management lock.
 pub const MANAGEMENT_UNLOCK: Register = register("MANAGEMENT_UNLOCK", 0x100, WriteOnly, Management);
@@ -127,6 +138,10 @@ pub fn all() -> Vec<Register> {
         MAX_REQUEST_BYTES,
         MEMORY_PAGES,
         STATUS,
+        QUEUES,
+        MAX_PAYLOAD_BYTES,
+        MAX_READ_REQUEST_BYTES,
+        DMA_READ_TAGS,
         MANAGEMENT_UNLOCK,
         MANAGEMENT_LOCK,
         FAILED_UNLOCKS,
@@ -153,9 +168,99 @@ pub fn all() -> Vec<Register> {
     registers
 }
 
-/// The register at `offset`, if any.
+/// The register at `offset` outside the queue blocks, if any.
 pub fn at(offset: u16) -> Option<Register> {
     all().into_iter().find(|register| register.offset == offset)
+}
+
+/// First queue register block.
+pub const QUEUES_OFFSET: u16 = 0x1000;
+/// Bytes between one queue's register block and the next.
+pub const QUEUE_STRIDE: u16 = 0x100;
+/// Most queues the register window has room for.
+pub const MAX_QUEUES: u16 = 16;
+
+/// Offset of `register` (one of [`queue`]'s, offsets relative to the block) of `queue`.
+pub const fn queue_offset(queue: u16, register: Register) -> u16 {
+    QUEUES_OFFSET + queue * QUEUE_STRIDE + register.offset
+}
+
+/// The queue and queue register at `offset`, if any; queues beyond the NI's are unmapped.
+pub fn queue_at(offset: u16) -> Option<(u16, Register)> {
+    let relative = offset.checked_sub(QUEUES_OFFSET)?;
+    let queue = relative / QUEUE_STRIDE;
+    if queue >= MAX_QUEUES {
+        return None;
+    }
+    let register = queue::ALL
+        .into_iter()
+        .find(|register| register.offset == relative % QUEUE_STRIDE)?;
+    Some((queue, register))
+}
+
+/// The registers of one queue's block; offsets are relative to the block.
+pub mod queue {
+    use super::{register, Access::*, Group::Queues, Register};
+    /// IOVA of the submission ring, aligned to a descriptor (32 bytes).
+    pub const SQ_BASE: Register = register("SQ_BASE", 0x00, ReadWrite, Queues);
+    /// Entries of the submission ring: a power of two, 2 to 4096.
+    pub const SQ_ENTRIES: Register = register("SQ_ENTRIES", 0x08, ReadWrite, Queues);
+    /// Doorbell: the slot after the last descriptor written.
+    pub const SQ_TAIL: Register = register("SQ_TAIL", 0x10, ReadWrite, Queues);
+    /// The next slot the NI will fetch; slots before it may be reused.
+    pub const SQ_HEAD: Register = register("SQ_HEAD", 0x18, ReadOnly, Queues);
+    /// IOVA of the completion ring, aligned to a completion (16 bytes).
+    pub const CQ_BASE: Register = register("CQ_BASE", 0x20, ReadWrite, Queues);
+    /// Entries of the completion ring: a power of two, 2 to 4096.
+    pub const CQ_ENTRIES: Register = register("CQ_ENTRIES", 0x28, ReadWrite, Queues);
+    /// Doorbell: the slot after the last completion the host has consumed.
+    pub const CQ_HEAD: Register = register("CQ_HEAD", 0x30, ReadWrite, Queues);
+    /// The next slot the NI will write.
+    pub const CQ_TAIL: Register = register("CQ_TAIL", 0x38, ReadOnly, Queues);
+    /// [`super::queue_control`].
+    pub const CONTROL: Register = register("QUEUE_CONTROL", 0x40, ReadWrite, Queues);
+    /// [`super::queue_status`].
+    pub const STATUS: Register = register("QUEUE_STATUS", 0x48, ReadOnly, Queues);
+
+    pub const ALL: [Register; 10] = [
+        SQ_BASE, SQ_ENTRIES, SQ_TAIL, SQ_HEAD, CQ_BASE, CQ_ENTRIES, CQ_HEAD, CQ_TAIL, CONTROL,
+        STATUS,
+    ];
+}
+
+/// Fields of a queue's [`queue::CONTROL`].
+pub mod queue_control {
+    use super::Field;
+    /// Turning it on resets the queue: pointers to 0, phase to 1, errors cleared. Turning
+    /// it off stops fetching; descriptors already fetched still complete.
+    pub const ENABLE: Field = Field::bit(0);
+    pub const INTERRUPT_ENABLE: Field = Field::bit(1);
+    /// Interrupt once this many completions are pending (0 and 1: at every completion).
+    pub const COALESCE_COUNT: Field = Field::new(8, 8);
+    /// ... or once the oldest pending completion has waited this many clocks (0: never).
+    pub const COALESCE_CLOCKS: Field = Field::new(16, 16);
+}
+
+/// Bits of a queue's [`queue::STATUS`]. Error bits are sticky until the queue is enabled
+/// again; the halting ones (configuration, fetch, completion) stop the queue's fetching.
+pub mod queue_status {
+    use super::Field;
+    /// Enabled and not halted by an error.
+    pub const RUNNING: Field = Field::bit(0);
+    /// Descriptors fetched and not yet completed.
+    pub const BUSY: Field = Field::bit(1);
+    /// Base unaligned or entries not a power of two from 2 to 4096 when enabled.
+    pub const CONFIG_ERROR: Field = Field::bit(8);
+    /// A submission doorbell beyond the ring; it was ignored.
+    pub const SQ_DOORBELL_ERROR: Field = Field::bit(9);
+    /// A completion doorbell beyond the ring or past the completions written; ignored.
+    pub const CQ_DOORBELL_ERROR: Field = Field::bit(10);
+    /// Fetching descriptors met a DMA fault.
+    pub const FETCH_ERROR: Field = Field::bit(11);
+    /// Writing a completion met a DMA fault; that completion is lost.
+    pub const COMPLETION_ERROR: Field = Field::bit(12);
+    /// A configuration write while enabled, or a doorbell while disabled; it was ignored.
+    pub const REFUSED_WRITE: Field = Field::bit(13);
 }
 
 /// Fields of [`IDENTITY`].
@@ -254,6 +359,15 @@ mod tests {
             assert_eq!(register.offset % 8, 0, "{} is unaligned", register.name);
             assert!(u32::from(register.offset) < 1 << crate::MMIO_ADDRESS_BITS);
         }
+    }
+
+    #[test]
+    fn queue_registers_decode_per_queue() {
+        assert_eq!(queue_offset(2, queue::CQ_HEAD), 0x1230);
+        assert_eq!(queue_at(0x1230), Some((2, queue::CQ_HEAD)));
+        assert_eq!(queue_at(0x1250), None);
+        assert_eq!(queue_at(QUEUES_OFFSET + MAX_QUEUES * QUEUE_STRIDE), None);
+        assert_eq!(queue_at(0x0fff), None);
     }
 
     #[test]

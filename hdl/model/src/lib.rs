@@ -8,9 +8,14 @@
 //! point in the sequence of requests where it was issued, as the hardware guarantees by
 //! draining in-flight requests first.
 
+mod host;
 mod memory;
+mod queues;
 
+pub use host::HostMemory;
 pub use memory::{Memory, SparseMemory};
+
+use queues::QueueState;
 
 use npmu_abi::registers::{self as reg, Group, Register};
 use npmu_abi::{
@@ -89,6 +94,7 @@ struct State {
     entries: Vec<Entry>,
     request_counts: [u32; Fault::MAX_CODE as usize + 1],
     last_fault: FaultRecord,
+    queues: Vec<QueueState>,
 }
 
 impl State {
@@ -103,6 +109,7 @@ impl State {
             entries: vec![Entry::default(); config.translation_entries as usize],
             request_counts: Default::default(),
             last_fault: FaultRecord::default(),
+            queues: vec![QueueState::default(); config.queues as usize],
         }
     }
 }
@@ -161,6 +168,13 @@ impl<M: Memory> NetworkInterface<M> {
 
     /// A 64-bit read of BAR0 at byte `offset`.
     pub fn mmio_read(&self, offset: u16) -> u64 {
+        if let Some((queue, register)) = reg::queue_at(offset) {
+            return self
+                .state
+                .queues
+                .get(usize::from(queue))
+                .map_or(0, |state| state.read(register));
+        }
         let Some(register) = reg::at(offset) else {
             return 0;
         };
@@ -178,6 +192,10 @@ impl<M: Memory> NetworkInterface<M> {
             reg::MAX_REQUEST_BYTES => config.max_request_bytes.into(),
             reg::MEMORY_PAGES => config.memory_pages,
             reg::STATUS => reg::status::UNLOCKED.place(self.state.unlocked.into()),
+            reg::QUEUES => config.queues.into(),
+            reg::MAX_PAYLOAD_BYTES => config.max_payload_bytes.into(),
+            reg::MAX_READ_REQUEST_BYTES => config.max_read_request_bytes.into(),
+            reg::DMA_READ_TAGS => config.dma_read_tags.into(),
             reg::FAILED_UNLOCKS => self.state.failed_unlocks.into(),
             reg::REFUSED_WRITES => self.state.refused_writes.into(),
             reg::AVT_COMMAND => reg::command_status::RESULT.place(self.state.command_result.into()),
@@ -207,8 +225,15 @@ impl<M: Memory> NetworkInterface<M> {
         }
     }
 
-    /// A 64-bit write of `value` to BAR0 at byte `offset`.
+    /// A 64-bit write of `value` to BAR0 at byte `offset`. Doorbells take effect in
+    /// [`NetworkInterface::process_queues`].
     pub fn mmio_write(&mut self, offset: u16, value: u64) {
+        if let Some((queue, register)) = reg::queue_at(offset) {
+            if let Some(state) = self.state.queues.get_mut(usize::from(queue)) {
+                state.write(register, value);
+            }
+            return;
+        }
         let Some(register) = reg::at(offset) else {
             return;
         };
@@ -413,6 +438,17 @@ impl<M: Memory> NetworkInterface<M> {
     /// # Panics
     /// If a write's data is not `request.length` bytes long.
     pub fn execute(&mut self, request: &Request, write_data: &[u8]) -> Result<Vec<u8>, Fault> {
+        self.run_request(request, write_data, write_data.len())
+    }
+
+    /// [`NetworkInterface::execute`], storing only the first `writable` bytes of a write:
+    /// what the NI does when the rest of the data never arrived.
+    pub(crate) fn run_request(
+        &mut self,
+        request: &Request,
+        write_data: &[u8],
+        writable: usize,
+    ) -> Result<Vec<u8>, Fault> {
         if request.operation == Operation::Write {
             assert_eq!(
                 write_data.len(),
@@ -440,9 +476,10 @@ impl<M: Memory> NetworkInterface<M> {
         for segment in segments {
             let run = segment.length as usize;
             match request.operation {
-                Operation::Write => self
-                    .memory
-                    .write(segment.address, &write_data[done..done + run]),
+                Operation::Write => {
+                    let end = (done + run).min(writable.max(done));
+                    self.memory.write(segment.address, &write_data[done..end]);
+                }
                 Operation::Read => {
                     data.resize(done + run, 0);
                     self.memory.read(segment.address, &mut data[done..]);

@@ -1,0 +1,232 @@
+//! Host queues: the submission descriptors and completion entries the NI exchanges with
+//! the host through rings in host memory, as the bytes in memory and as the bit positions
+//! the hardware decodes (taken from the same structs, so they cannot disagree).
+
+use crate::Fault;
+use core::mem::{offset_of, size_of};
+use thiserror::Error;
+use zerocopy::little_endian::{U16, U32, U64};
+use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
+
+/// What a descriptor asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Opcode {
+    /// Completes at once, in order.
+    Nop = 0,
+    /// Host memory at `host_address` into persistent memory at the network address.
+    Write = 1,
+    /// Persistent memory at the network address into host memory at `host_address`.
+    Read = 2,
+    /// Completes once every earlier descriptor of its queue has completed; every earlier
+    /// write's data is then durable in persistent memory.
+    Flush = 3,
+}
+
+impl Opcode {
+    pub const ALL: [Opcode; 4] = [Opcode::Nop, Opcode::Write, Opcode::Read, Opcode::Flush];
+
+    pub fn from_code(code: u8) -> Option<Opcode> {
+        Opcode::ALL.into_iter().find(|opcode| *opcode as u8 == code)
+    }
+}
+
+/// A submission queue entry, 32 bytes, little endian. The initiator the AVT checks is the
+/// number of the queue the descriptor came from.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct Descriptor {
+    pub opcode: u8,
+    /// Reserved: must be zero.
+    pub flags: u8,
+    pub context: U16,
+    pub key: U32,
+    /// Network virtual address in the context.
+    pub address: U64,
+    /// IOVA of the host buffer.
+    pub host_address: U64,
+    pub length: U32,
+    /// Returned in the completion.
+    pub tag: U32,
+}
+
+/// A completion queue entry, 16 bytes, little endian. The NI writes each entry in one DMA
+/// write; the host owns it once its phase bit differs from the previous pass's.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, FromBytes, IntoBytes, KnownLayout, Immutable,
+)]
+#[repr(C)]
+pub struct Completion {
+    pub tag: U32,
+    /// [`encode_completion_status`].
+    pub status: u8,
+    pub reserved: u8,
+    /// The submission queue slot after this descriptor's: the host may reuse slots up to it.
+    pub submission_head: U16,
+    /// Bytes moved: the length on success, the bytes before the first failure otherwise.
+    pub bytes_done: U32,
+    pub queue: U16,
+    pub reserved_2: u8,
+    /// Bit 0: the phase, 1 on the first pass through the ring, flipped on every wrap.
+    pub phase: u8,
+}
+
+const _: () = assert!(size_of::<Descriptor>() == DESCRIPTOR_BYTES as usize);
+const _: () = assert!(size_of::<Completion>() == COMPLETION_BYTES as usize);
+const _: () = assert!(offset_of!(Descriptor, tag) == 28);
+const _: () = assert!(offset_of!(Completion, phase) == 15);
+
+pub const DESCRIPTOR_BYTES: u32 = 32;
+pub const COMPLETION_BYTES: u32 = 16;
+/// Largest submission or completion ring, in entries.
+pub const MAX_QUEUE_ENTRIES: u32 = 4096;
+
+/// Bit position of a field in a descriptor or completion seen as one little-endian word.
+pub const fn bit(byte_offset: usize) -> usize {
+    byte_offset * 8
+}
+
+/// Bit positions of the descriptor's fields, for the hardware.
+pub mod descriptor_bits {
+    use super::{bit, offset_of, Descriptor};
+    pub const OPCODE: usize = bit(offset_of!(Descriptor, opcode));
+    pub const FLAGS: usize = bit(offset_of!(Descriptor, flags));
+    pub const CONTEXT: usize = bit(offset_of!(Descriptor, context));
+    pub const KEY: usize = bit(offset_of!(Descriptor, key));
+    pub const ADDRESS: usize = bit(offset_of!(Descriptor, address));
+    pub const HOST_ADDRESS: usize = bit(offset_of!(Descriptor, host_address));
+    pub const LENGTH: usize = bit(offset_of!(Descriptor, length));
+    pub const TAG: usize = bit(offset_of!(Descriptor, tag));
+}
+
+/// Bit positions of the completion's fields, for the hardware.
+pub mod completion_bits {
+    use super::{bit, offset_of, Completion};
+    pub const TAG: usize = bit(offset_of!(Completion, tag));
+    pub const STATUS: usize = bit(offset_of!(Completion, status));
+    pub const SUBMISSION_HEAD: usize = bit(offset_of!(Completion, submission_head));
+    pub const BYTES_DONE: usize = bit(offset_of!(Completion, bytes_done));
+    pub const QUEUE: usize = bit(offset_of!(Completion, queue));
+    pub const PHASE: usize = bit(offset_of!(Completion, phase));
+}
+
+/// Why a descriptor failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
+pub enum DescriptorError {
+    #[error("{0}")]
+    Avt(Fault),
+    #[error("DMA fault: the host side refused an access to host memory")]
+    Dma,
+    #[error("malformed descriptor: unknown opcode, reserved bits set, zero length or too long")]
+    Malformed,
+}
+
+impl DescriptorError {
+    pub const DMA_CODE: u8 = 16;
+    pub const MALFORMED_CODE: u8 = 17;
+
+    pub fn code(self) -> u8 {
+        match self {
+            DescriptorError::Avt(fault) => fault.code(),
+            DescriptorError::Dma => Self::DMA_CODE,
+            DescriptorError::Malformed => Self::MALFORMED_CODE,
+        }
+    }
+}
+
+/// The status byte of a completion: 0 for success, else the error's code.
+pub fn encode_completion_status(status: Result<(), DescriptorError>) -> u8 {
+    status.err().map_or(0, DescriptorError::code)
+}
+
+/// The outcome a completion's status byte reports; `None` for a code no outcome has.
+pub fn decode_completion_status(code: u8) -> Option<Result<(), DescriptorError>> {
+    match code {
+        0 => Some(Ok(())),
+        DescriptorError::DMA_CODE => Some(Err(DescriptorError::Dma)),
+        DescriptorError::MALFORMED_CODE => Some(Err(DescriptorError::Malformed)),
+        code => Fault::from_code(code)
+            .ok()
+            .map(|fault| Err(DescriptorError::Avt(fault))),
+    }
+}
+
+impl Descriptor {
+    /// Why this descriptor is malformed for an NI whose longest request is
+    /// `max_request_bytes`, if it is.
+    pub fn malformed(&self, max_request_bytes: u32) -> bool {
+        let length = self.length.get();
+        match Opcode::from_code(self.opcode) {
+            None => true,
+            Some(_) if self.flags != 0 => true,
+            Some(Opcode::Write | Opcode::Read) => length == 0 || length > max_request_bytes,
+            Some(Opcode::Nop | Opcode::Flush) => {
+                self.context.get() != 0
+                    || self.key.get() != 0
+                    || self.address.get() != 0
+                    || self.host_address.get() != 0
+                    || length != 0
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_round_trip() {
+        for fault in Fault::ALL {
+            let error = DescriptorError::Avt(fault);
+            assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
+        }
+        for error in [DescriptorError::Dma, DescriptorError::Malformed] {
+            assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
+        }
+        assert_eq!(decode_completion_status(0), Some(Ok(())));
+        assert_eq!(decode_completion_status(12), None);
+    }
+
+    #[test]
+    fn field_positions_follow_the_structs() {
+        assert_eq!(descriptor_bits::LENGTH, 192);
+        assert_eq!(descriptor_bits::TAG, 224);
+        assert_eq!(completion_bits::PHASE, 120);
+        let mut descriptor = Descriptor::default();
+        descriptor.key.set(0xaabb_ccdd);
+        let word = u64::from_le_bytes(descriptor.as_bytes()[..8].try_into().unwrap());
+        assert_eq!(word >> descriptor_bits::KEY, 0xaabb_ccdd);
+    }
+
+    #[test]
+    fn malformed_descriptors() {
+        let write = Descriptor {
+            opcode: Opcode::Write as u8,
+            length: 8.into(),
+            ..Descriptor::default()
+        };
+        assert!(!write.malformed(64));
+        assert!(Descriptor {
+            length: 0.into(),
+            ..write
+        }
+        .malformed(64));
+        assert!(Descriptor {
+            length: 65.into(),
+            ..write
+        }
+        .malformed(64));
+        assert!(Descriptor { flags: 1, ..write }.malformed(64));
+        assert!(Descriptor { opcode: 9, ..write }.malformed(64));
+        let nop = Descriptor::default();
+        assert!(!nop.malformed(64));
+        assert!(Descriptor {
+            key: 1.into(),
+            ..nop
+        }
+        .malformed(64));
+    }
+}

@@ -1,0 +1,229 @@
+//! The host queues of the golden model: queue registers, and descriptors executed at once
+//! when [`NetworkInterface::process_queues`] is called, as far as each completion ring has
+//! room.
+
+use crate::host::HostMemory;
+use crate::{Memory, NetworkInterface};
+use npmu_abi::queue::{
+    encode_completion_status, Completion, Descriptor, DescriptorError, Opcode, COMPLETION_BYTES,
+    DESCRIPTOR_BYTES, MAX_QUEUE_ENTRIES,
+};
+use npmu_abi::registers::{queue, queue_control, queue_status, Register};
+use npmu_abi::{Operation, Request, HOST_PAGE_BYTES};
+use zerocopy::{FromBytes, IntoBytes};
+
+/// One queue pair's registers and pointers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct QueueState {
+    sq_base: u64,
+    sq_entries: u64,
+    sq_tail: u64,
+    sq_head: u64,
+    cq_base: u64,
+    cq_entries: u64,
+    cq_head: u64,
+    cq_tail: u64,
+    /// Phase of the pass through the completion ring the NI is writing.
+    phase: bool,
+    control: u64,
+    /// Sticky error bits of [`queue_status`].
+    errors: u64,
+}
+
+const HALTING: u64 = queue_status::CONFIG_ERROR.mask()
+    | queue_status::FETCH_ERROR.mask()
+    | queue_status::COMPLETION_ERROR.mask();
+const CONTROL_BITS: u64 = queue_control::ENABLE.mask()
+    | queue_control::INTERRUPT_ENABLE.mask()
+    | queue_control::COALESCE_COUNT.mask()
+    | queue_control::COALESCE_CLOCKS.mask();
+/// The entries registers hold 16 bits.
+const ENTRIES_BITS: u64 = 0xffff;
+
+impl QueueState {
+    fn enabled(&self) -> bool {
+        queue_control::ENABLE.is_set(self.control)
+    }
+
+    fn running(&self) -> bool {
+        self.enabled() && self.errors & HALTING == 0
+    }
+
+    fn configuration_valid(&self) -> bool {
+        let ring = |entries: u64| {
+            entries.is_power_of_two() && (2..=u64::from(MAX_QUEUE_ENTRIES)).contains(&entries)
+        };
+        ring(self.sq_entries)
+            && ring(self.cq_entries)
+            && self.sq_base % u64::from(DESCRIPTOR_BYTES) == 0
+            && self.cq_base % u64::from(COMPLETION_BYTES) == 0
+    }
+
+    fn completions_pending(&self) -> u64 {
+        (self.cq_tail.wrapping_sub(self.cq_head)) & (self.cq_entries - 1)
+    }
+
+    fn completion_room(&self) -> u64 {
+        self.cq_entries - 1 - self.completions_pending()
+    }
+
+    pub(crate) fn read(&self, register: Register) -> u64 {
+        match register {
+            queue::SQ_BASE => self.sq_base,
+            queue::SQ_ENTRIES => self.sq_entries,
+            queue::SQ_TAIL => self.sq_tail,
+            queue::SQ_HEAD => self.sq_head,
+            queue::CQ_BASE => self.cq_base,
+            queue::CQ_ENTRIES => self.cq_entries,
+            queue::CQ_HEAD => self.cq_head,
+            queue::CQ_TAIL => self.cq_tail,
+            queue::CONTROL => self.control,
+            queue::STATUS => queue_status::RUNNING.place(self.running().into()) | self.errors,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn write(&mut self, register: Register, value: u64) {
+        let refuse = |errors: &mut u64| *errors |= queue_status::REFUSED_WRITE.mask();
+        match register {
+            queue::SQ_BASE | queue::SQ_ENTRIES | queue::CQ_BASE | queue::CQ_ENTRIES
+                if self.enabled() =>
+            {
+                refuse(&mut self.errors)
+            }
+            queue::SQ_BASE => self.sq_base = value,
+            queue::SQ_ENTRIES => self.sq_entries = value & ENTRIES_BITS,
+            queue::CQ_BASE => self.cq_base = value,
+            queue::CQ_ENTRIES => self.cq_entries = value & ENTRIES_BITS,
+            queue::SQ_TAIL | queue::CQ_HEAD if !self.enabled() => refuse(&mut self.errors),
+            queue::SQ_TAIL if value >= self.sq_entries => {
+                self.errors |= queue_status::SQ_DOORBELL_ERROR.mask()
+            }
+            queue::SQ_TAIL => self.sq_tail = value,
+            queue::CQ_HEAD => {
+                let released = value.wrapping_sub(self.cq_head) & (self.cq_entries - 1);
+                if value >= self.cq_entries || released > self.completions_pending() {
+                    self.errors |= queue_status::CQ_DOORBELL_ERROR.mask();
+                } else {
+                    self.cq_head = value;
+                }
+            }
+            queue::CONTROL => {
+                let enabling = queue_control::ENABLE.is_set(value) && !self.enabled();
+                self.control = value & CONTROL_BITS;
+                if enabling {
+                    *self = QueueState {
+                        control: self.control,
+                        phase: true,
+                        ..*self
+                    };
+                    (self.sq_head, self.sq_tail, self.cq_head, self.cq_tail) = (0, 0, 0, 0);
+                    self.errors = 0;
+                    if !self.configuration_valid() {
+                        self.errors = queue_status::CONFIG_ERROR.mask();
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+impl<M: Memory> NetworkInterface<M> {
+    /// Runs every descriptor the running queues hold, as far as each completion ring has
+    /// room, reading descriptors and data from `host` and writing data and completions to it.
+    pub fn process_queues(&mut self, host: &mut HostMemory) {
+        for queue in 0..self.state.queues.len() {
+            self.process_queue(queue, host);
+        }
+    }
+
+    fn process_queue(&mut self, index: usize, host: &mut HostMemory) {
+        loop {
+            let state = self.state.queues[index];
+            if !state.running() || state.sq_head == state.sq_tail || state.completion_room() == 0 {
+                return;
+            }
+            let mut bytes = [0u8; DESCRIPTOR_BYTES as usize];
+            let slot = state.sq_base + state.sq_head * u64::from(DESCRIPTOR_BYTES);
+            if host.read(slot, &mut bytes).is_none() {
+                self.state.queues[index].errors |= queue_status::FETCH_ERROR.mask();
+                return;
+            }
+            let descriptor = Descriptor::read_from_bytes(&bytes).expect("32 bytes");
+            let sq_head = (state.sq_head + 1) & (state.sq_entries - 1);
+            self.state.queues[index].sq_head = sq_head;
+            let (status, bytes_done) = self.execute_descriptor(index as u16, &descriptor, host);
+            let completion = Completion {
+                tag: descriptor.tag,
+                status: encode_completion_status(status),
+                submission_head: (sq_head as u16).into(),
+                bytes_done: bytes_done.into(),
+                queue: (index as u16).into(),
+                phase: state.phase.into(),
+                ..Completion::default()
+            };
+            let entry = state.cq_base + state.cq_tail * u64::from(COMPLETION_BYTES);
+            let written = host.write(entry, completion.as_bytes());
+            let queue = &mut self.state.queues[index];
+            queue.cq_tail = (state.cq_tail + 1) & (state.cq_entries - 1);
+            if queue.cq_tail == 0 {
+                queue.phase = !queue.phase;
+            }
+            if written.is_none() {
+                queue.errors |= queue_status::COMPLETION_ERROR.mask();
+            }
+        }
+    }
+
+    /// Runs one descriptor from `queue`; returns its status and the bytes it moved.
+    pub fn execute_descriptor(
+        &mut self,
+        queue: u16,
+        descriptor: &Descriptor,
+        host: &mut HostMemory,
+    ) -> (Result<(), DescriptorError>, u32) {
+        if descriptor.malformed(self.config.max_request_bytes) {
+            return (Err(DescriptorError::Malformed), 0);
+        }
+        let operation = match Opcode::from_code(descriptor.opcode) {
+            Some(Opcode::Write) => Operation::Write,
+            Some(Opcode::Read) => Operation::Read,
+            _ => return (Ok(()), 0),
+        };
+        let request = Request {
+            operation,
+            context: descriptor.context.get(),
+            key: descriptor.key.get(),
+            initiator: queue,
+            address: descriptor.address.get(),
+            length: descriptor.length.get(),
+        };
+        let iova = descriptor.host_address.get();
+        let length = u64::from(request.length);
+        // The bytes before the first page the IOMMU refuses; the NI moves only those.
+        let reachable = host.mapped_prefix(iova, length);
+        let mut data = vec![0u8; request.length as usize];
+        host.contents().read(iova, &mut data);
+        let outcome = self.run_request(&request, &data, reachable as usize);
+        match outcome {
+            Err(fault) => (Err(DescriptorError::Avt(fault)), 0),
+            Ok(read_data) => {
+                if operation == Operation::Read {
+                    // Every mapped page of the buffer receives its part, even past a fault.
+                    for page in iova / HOST_PAGE_BYTES..=(iova + length - 1) / HOST_PAGE_BYTES {
+                        let from = (page * HOST_PAGE_BYTES).max(iova);
+                        let to = ((page + 1) * HOST_PAGE_BYTES).min(iova + length);
+                        let part = &read_data[(from - iova) as usize..(to - iova) as usize];
+                        let _ = host.write(from, part);
+                    }
+                }
+                if reachable < length {
+                    (Err(DescriptorError::Dma), reachable as u32)
+                } else {
+                    (Ok(()), request.length)
+                }
+            }
+        }
+    }
+}
