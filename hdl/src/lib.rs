@@ -3,6 +3,7 @@
 pub mod avt;
 pub mod block_ram_fifo;
 pub mod csr;
+pub mod engine;
 pub mod fifo;
 pub mod mover;
 pub mod network_interface;
