@@ -90,7 +90,11 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
     /// A reader whose reads carry tags `tag_base..tag_base + SLOTS`.
     pub fn new(tag_base: u8) -> Self {
         assert!(SLOTS.is_power_of_two() && (2..=16).contains(&SLOTS));
-        assert_eq!(tag_base % 16, 0, "slots are numbered in the low four tag bits");
+        assert_eq!(
+            tag_base % 16,
+            0,
+            "slots are numbered in the low four tag bits"
+        );
         let lanes = (DATA_BITS / 8) as u64;
         let beats_per_slot = (1u64 << BUFFER_BITS) / SLOTS as u64;
         assert!(beats_per_slot.is_power_of_two() && beats_per_slot <= 128);
@@ -207,7 +211,8 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
             }
         }
         if self.issuing.val() {
-            self.issue_slot.d.next = (self.issue_slot.q.val() + self.one.val()) & self.slot_mask.val();
+            self.issue_slot.d.next =
+                (self.issue_slot.q.val() + self.one.val()) & self.slot_mask.val();
         }
 
         // Completions land in their slot, in the order of their beats.
@@ -228,8 +233,8 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
         }
         self.buffer.write_enable.next = self.completion_valid.val() && !self.completion_error.val();
         self.buffer.write_data.next = self.completion_data.val();
-        self.buffer.write_address.next = (self.completion_slot.val() << self.slot_shift.val())
-            | self.completion_received.val();
+        self.buffer.write_address.next =
+            (self.completion_slot.val() << self.slot_shift.val()) | self.completion_received.val();
 
         // Delivery: the head slot's beats in order; a refused read's beats flagged.
         self.head_expected.next = self.zero.val();
@@ -251,8 +256,8 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
         self.buffer.read_address.next =
             (self.deliver_slot.q.val() << self.slot_shift.val()) | self.delivered.q.val();
         self.head_valid.d.next = self.fetch.val() || (self.head_valid.q.val() && !self.pop.val());
-        self.freeing.next =
-            self.fetch.val() && (self.delivered.q.val() + self.one.val() == self.head_expected.val());
+        self.freeing.next = self.fetch.val()
+            && (self.delivered.q.val() + self.one.val() == self.head_expected.val());
         if self.fetch.val() {
             self.head_error.d.next =
                 self.head_failed.val() && (self.delivered.q.val() >= self.head_received.val());
@@ -310,7 +315,11 @@ mod tests {
             .map(|word| {
                 (0..4).fold(0, |value, lane| {
                     let at = word + lane;
-                    let byte = if at >= address && at < end { byte_at(at) } else { 0 };
+                    let byte = if at >= address && at < end {
+                        byte_at(at)
+                    } else {
+                        0
+                    };
                     value | u64::from(byte) << (8 * lane)
                 })
             })
@@ -338,7 +347,12 @@ mod tests {
         let mut sending: Option<(u64, VecDeque<(u64, bool, bool)>)> = None;
         let mut expected: VecDeque<(u64, bool, bool)> = VecDeque::new();
         let mut delivered = 0;
-        while delivered < reads.iter().map(|(a, l, _)| beats_of(*a, *l).len()).sum::<usize>() {
+        while delivered
+            < reads
+                .iter()
+                .map(|(a, l, _)| beats_of(*a, *l).len())
+                .sum::<usize>()
+        {
             reader.request_valid.next = issued < reads.len();
             if let Some((address, length, _)) = reads.get(issued) {
                 reader.request_address.next = (*address).into();
@@ -377,7 +391,11 @@ mod tests {
                 let packet: VecDeque<_> = if fails {
                     [(0, true, true)].into()
                 } else {
-                    beats.iter().enumerate().map(|(i, b)| (*b, i + 1 == count, false)).collect()
+                    beats
+                        .iter()
+                        .enumerate()
+                        .map(|(i, b)| (*b, i + 1 == count, false))
+                        .collect()
                 };
                 owed.push((tag, packet));
                 issued += 1;

@@ -2,3 +2,4 @@
 //! completions and interrupts, in front of the protection and translation core.
 
 pub mod dma_reader;
+pub mod realigner;
