@@ -8,6 +8,7 @@ pub mod fifo;
 pub mod mover;
 pub mod network_interface;
 pub mod programming;
+pub mod protection_core;
 pub mod ram;
 pub mod responder;
 #[cfg(test)]

@@ -41,6 +41,8 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     pub write_data_valid: Signal<In, bool>,
     pub write_data_ready: Signal<Out, bool>,
     pub write_data: Signal<In, Bits<DATA_BITS>>,
+    /// Lanes of the beat to store; a lane left out keeps what persistent memory held.
+    pub write_data_enable: Signal<In, Bits<STROBE_BITS>>,
 
     pub memory_request_valid: Signal<Out, bool>,
     pub memory_request_ready: Signal<In, bool>,
@@ -122,6 +124,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             write_data_valid: Default::default(),
             write_data_ready: Default::default(),
             write_data: Default::default(),
+            write_data_enable: Default::default(),
             memory_request_valid: Default::default(),
             memory_request_ready: Default::default(),
             memory_request_write: Default::default(),
@@ -249,6 +252,12 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.memory_request_write_data.next = self.write_data.val();
         self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
             & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()));
+        if self.beat_write.val() {
+            self.memory_request_byte_enable.next = (self.all_lanes.val()
+                << self.first_lane.val())
+                & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()))
+                & self.write_data_enable.val();
+        }
         self.memory_request_context.next = self.beat_context.val();
         self.beat_done.next = self.memory_request_valid.val() && self.memory_request_ready.val();
 
@@ -378,6 +387,7 @@ mod tests {
             mover.page.next = pages.front().copied().unwrap_or(0).into();
             mover.write_data_valid.next = !beats.is_empty();
             mover.write_data.next = beats.front().copied().unwrap_or(0).into();
+            mover.write_data_enable.next = 0xfu64.into();
             mover.memory_request_ready.next = true;
             mover.record_ready.next = true;
             settle(&mut mover);

@@ -1,30 +1,25 @@
-//! The network interface (NI): the CSR bank, the programming engine, the AVT, the data
-//! mover and the responder, behind four ports.
+//! The network interface (NI), `npmu_ni`: the command engine in front of the protection
+//! core, behind the ports a board wrapper connects to its host link and memory.
 //!
 //! * **MMIO target** (BAR0): `mmio_request_*` (valid/ready; write, 16-bit byte address,
-//!   64-bit data) and `mmio_response_*` (valid/ready; 64-bit read data, one per read).
-//! * **Request port**: `request_*` (valid/ready; write, context, key, initiator, 64-bit
-//!   network virtual address, 32-bit length), `write_data_*` (valid/ready; one beat per
-//!   data-path word a write spans, bytes in the lanes of their addresses, also for writes
-//!   that fault) and `response_*` (valid/ready; status, data, last). Responses come in
-//!   request order: a read answers with one beat per word it spans (one beat if it
-//!   faults or is empty), a write with one beat once its data is in persistent memory.
-//! * **Persistent-memory port**: `memory_request_*` (valid/ready; write, byte address
-//!   aligned to the data path, data, byte enables, and the context as a sideband for
-//!   monitors) and `memory_response_*` (valid/ready; one per request, in order: read data,
-//!   or the acknowledgement that a write is durable).
+//!   64-bit data) and `mmio_response_*` (valid/ready; one 64-bit answer per read, in
+//!   order). Queue registers from 0x1000 go to the queue bank, the rest to the core.
+//! * **DMA master**: `dma_read_request_*` (valid/ready; tag, 64-bit IOVA, length in bytes,
+//!   never crossing a 4 KiB page) and `dma_read_completion_*` (valid, always ready; tag,
+//!   data beats with bytes in the lanes of their addresses, `last`, or one beat with
+//!   `error` for a refused read). Completions of one tag come in one burst; bursts of
+//!   different tags may come in any order. `dma_write_*` (valid/ready; each beat repeats the
+//!   request's IOVA and length, carries data, byte enables and `last`) and
+//!   `dma_write_response_*` (valid/ready; one per write request, in order, `error` if the
+//!   host side refused it).
+//! * **Interrupts**: `interrupt_*` (valid/ready; one message per interrupt, `vector` is the
+//!   queue).
+//! * **Persistent-memory port**: as the core's (`crate::protection_core`).
 //! * `management_key`: the board's secret that opens the management lock.
-//!
-//! Inputs may not depend combinationally on outputs in the same clock; ready may follow
-//! valid but valid never waits for ready. `reset` is synchronous and active high; after it
-//! the NI clears its tables (`STATUS.INITIALIZING`) before it takes requests.
 
-use crate::avt::Avt;
-use crate::csr::CsrBank;
-use crate::mover::Mover;
-use crate::programming::ProgrammingEngine;
-use crate::responder::Responder;
-use npmu_abi::Config;
+use crate::engine::CommandEngine;
+use crate::protection_core::ProtectionCore;
+use npmu_abi::{Config, DMA_LENGTH_BITS};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -33,6 +28,11 @@ pub struct NetworkInterface<
     const STROBE_BITS: usize,
     const CONTEXT_INDEX_BITS: usize,
     const ENTRY_INDEX_BITS: usize,
+    const QUEUES: usize,
+    const READ_SLOTS: usize,
+    const FETCH_BUFFER_BITS: usize,
+    const READ_BUFFER_BITS: usize,
+    const DEPTH_BITS: usize,
 > {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
@@ -47,22 +47,31 @@ pub struct NetworkInterface<
     pub mmio_response_ready: Signal<In, bool>,
     pub mmio_response_data: Signal<Out, Bits<64>>,
 
-    pub request_valid: Signal<In, bool>,
-    pub request_ready: Signal<Out, bool>,
-    pub request_write: Signal<In, bool>,
-    pub request_context: Signal<In, Bits<16>>,
-    pub request_key: Signal<In, Bits<32>>,
-    pub request_initiator: Signal<In, Bits<16>>,
-    pub request_address: Signal<In, Bits<64>>,
-    pub request_length: Signal<In, Bits<32>>,
-    pub write_data_valid: Signal<In, bool>,
-    pub write_data_ready: Signal<Out, bool>,
-    pub write_data: Signal<In, Bits<DATA_BITS>>,
-    pub response_valid: Signal<Out, bool>,
-    pub response_ready: Signal<In, bool>,
-    pub response_status: Signal<Out, Bits<4>>,
-    pub response_data: Signal<Out, Bits<DATA_BITS>>,
-    pub response_last: Signal<Out, bool>,
+    pub dma_read_request_valid: Signal<Out, bool>,
+    pub dma_read_request_ready: Signal<In, bool>,
+    pub dma_read_request_tag: Signal<Out, Bits<8>>,
+    pub dma_read_request_address: Signal<Out, Bits<64>>,
+    pub dma_read_request_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
+    pub dma_read_completion_valid: Signal<In, bool>,
+    pub dma_read_completion_ready: Signal<Out, bool>,
+    pub dma_read_completion_tag: Signal<In, Bits<8>>,
+    pub dma_read_completion_data: Signal<In, Bits<DATA_BITS>>,
+    pub dma_read_completion_last: Signal<In, bool>,
+    pub dma_read_completion_error: Signal<In, bool>,
+    pub dma_write_valid: Signal<Out, bool>,
+    pub dma_write_ready: Signal<In, bool>,
+    pub dma_write_address: Signal<Out, Bits<64>>,
+    pub dma_write_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
+    pub dma_write_data: Signal<Out, Bits<DATA_BITS>>,
+    pub dma_write_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
+    pub dma_write_last: Signal<Out, bool>,
+    pub dma_write_response_valid: Signal<In, bool>,
+    pub dma_write_response_ready: Signal<Out, bool>,
+    pub dma_write_response_error: Signal<In, bool>,
+
+    pub interrupt_valid: Signal<Out, bool>,
+    pub interrupt_ready: Signal<In, bool>,
+    pub interrupt_vector: Signal<Out, Bits<8>>,
 
     pub memory_request_valid: Signal<Out, bool>,
     pub memory_request_ready: Signal<In, bool>,
@@ -75,17 +84,20 @@ pub struct NetworkInterface<
     pub memory_response_ready: Signal<Out, bool>,
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
 
-    csr: CsrBank,
-    engine: ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
-    avt: Avt<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
-    mover: Mover<DATA_BITS, STROBE_BITS>,
-    responder: Responder<DATA_BITS>,
-    /// Requests accepted and not yet answered in full.
-    outstanding: DFF<Bits<16>>,
-    accepted: Signal<Local, bool>,
-    finished: Signal<Local, bool>,
-    one: Constant<Bits<16>>,
-    zero: Constant<Bits<16>>,
+    core: ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
+    engine: CommandEngine<
+        DATA_BITS,
+        STROBE_BITS,
+        QUEUES,
+        READ_SLOTS,
+        FETCH_BUFFER_BITS,
+        READ_BUFFER_BITS,
+        DEPTH_BITS,
+    >,
+    /// An answer to a read of a queue register, waiting to be taken.
+    queue_answer_valid: DFF<bool>,
+    queue_answer: DFF<Bits<64>>,
+    taking: Signal<Local, bool>,
 }
 
 impl<
@@ -93,7 +105,23 @@ impl<
         const STROBE_BITS: usize,
         const CONTEXT_INDEX_BITS: usize,
         const ENTRY_INDEX_BITS: usize,
-    > NetworkInterface<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+        const QUEUES: usize,
+        const READ_SLOTS: usize,
+        const FETCH_BUFFER_BITS: usize,
+        const READ_BUFFER_BITS: usize,
+        const DEPTH_BITS: usize,
+    >
+    NetworkInterface<
+        DATA_BITS,
+        STROBE_BITS,
+        CONTEXT_INDEX_BITS,
+        ENTRY_INDEX_BITS,
+        QUEUES,
+        READ_SLOTS,
+        FETCH_BUFFER_BITS,
+        READ_BUFFER_BITS,
+        DEPTH_BITS,
+    >
 {
     pub fn new(config: &Config) -> Self {
         Self {
@@ -108,22 +136,30 @@ impl<
             mmio_response_valid: Default::default(),
             mmio_response_ready: Default::default(),
             mmio_response_data: Default::default(),
-            request_valid: Default::default(),
-            request_ready: Default::default(),
-            request_write: Default::default(),
-            request_context: Default::default(),
-            request_key: Default::default(),
-            request_initiator: Default::default(),
-            request_address: Default::default(),
-            request_length: Default::default(),
-            write_data_valid: Default::default(),
-            write_data_ready: Default::default(),
-            write_data: Default::default(),
-            response_valid: Default::default(),
-            response_ready: Default::default(),
-            response_status: Default::default(),
-            response_data: Default::default(),
-            response_last: Default::default(),
+            dma_read_request_valid: Default::default(),
+            dma_read_request_ready: Default::default(),
+            dma_read_request_tag: Default::default(),
+            dma_read_request_address: Default::default(),
+            dma_read_request_length: Default::default(),
+            dma_read_completion_valid: Default::default(),
+            dma_read_completion_ready: Default::default(),
+            dma_read_completion_tag: Default::default(),
+            dma_read_completion_data: Default::default(),
+            dma_read_completion_last: Default::default(),
+            dma_read_completion_error: Default::default(),
+            dma_write_valid: Default::default(),
+            dma_write_ready: Default::default(),
+            dma_write_address: Default::default(),
+            dma_write_length: Default::default(),
+            dma_write_data: Default::default(),
+            dma_write_byte_enable: Default::default(),
+            dma_write_last: Default::default(),
+            dma_write_response_valid: Default::default(),
+            dma_write_response_ready: Default::default(),
+            dma_write_response_error: Default::default(),
+            interrupt_valid: Default::default(),
+            interrupt_ready: Default::default(),
+            interrupt_vector: Default::default(),
             memory_request_valid: Default::default(),
             memory_request_ready: Default::default(),
             memory_request_write: Default::default(),
@@ -134,16 +170,11 @@ impl<
             memory_response_valid: Default::default(),
             memory_response_ready: Default::default(),
             memory_response_data: Default::default(),
-            csr: CsrBank::new(config),
-            engine: ProgrammingEngine::new(config),
-            avt: Avt::new(config),
-            mover: Mover::new(config),
-            responder: Responder::new(),
-            outstanding: Default::default(),
-            accepted: Default::default(),
-            finished: Default::default(),
-            one: Constant::new(1u64.into()),
-            zero: Constant::new(0u64.into()),
+            core: ProtectionCore::new(config),
+            engine: CommandEngine::new(config),
+            queue_answer_valid: Default::default(),
+            queue_answer: Default::default(),
+            taking: Default::default(),
         }
     }
 }
@@ -153,179 +184,127 @@ impl<
         const STROBE_BITS: usize,
         const CONTEXT_INDEX_BITS: usize,
         const ENTRY_INDEX_BITS: usize,
-    > Logic for NetworkInterface<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+        const QUEUES: usize,
+        const READ_SLOTS: usize,
+        const FETCH_BUFFER_BITS: usize,
+        const READ_BUFFER_BITS: usize,
+        const DEPTH_BITS: usize,
+    > Logic
+    for NetworkInterface<
+        DATA_BITS,
+        STROBE_BITS,
+        CONTEXT_INDEX_BITS,
+        ENTRY_INDEX_BITS,
+        QUEUES,
+        READ_SLOTS,
+        FETCH_BUFFER_BITS,
+        READ_BUFFER_BITS,
+        DEPTH_BITS,
+    >
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, outstanding);
-        clock!(self, clock, csr, engine, avt, mover, responder);
-        self.csr.reset.next = self.reset.val();
+        dff_setup!(self, clock, queue_answer_valid, queue_answer);
+        clock!(self, clock, core, engine);
+        self.core.reset.next = self.reset.val();
         self.engine.reset.next = self.reset.val();
-        self.avt.reset.next = self.reset.val();
-        self.mover.reset.next = self.reset.val();
-        self.responder.reset.next = self.reset.val();
+        self.core.management_key.next = self.management_key.val();
 
-        // Host registers.
-        self.csr.management_key.next = self.management_key.val();
-        self.csr.mmio_request_valid.next = self.mmio_request_valid.val();
-        self.mmio_request_ready.next = self.csr.mmio_request_ready.val();
-        self.csr.mmio_request_write.next = self.mmio_request_write.val();
-        self.csr.mmio_request_address.next = self.mmio_request_address.val();
-        self.csr.mmio_request_write_data.next = self.mmio_request_write_data.val();
-        self.mmio_response_valid.next = self.csr.mmio_response_valid.val();
-        self.csr.mmio_response_ready.next = self.mmio_response_ready.val();
-        self.mmio_response_data.next = self.csr.mmio_response_data.val();
-
-        // CSR bank and programming engine.
-        self.engine.start.next = self.csr.command_start.val();
-        self.engine.command.next = self.csr.command.val();
-        self.engine.context_id.next = self.csr.context_id.val();
-        self.engine.key.next = self.csr.key.val();
-        self.engine.access.next = self.csr.access.val();
-        self.engine.base.next = self.csr.base.val();
-        self.engine.pages.next = self.csr.pages.val();
-        self.engine.first_entry.next = self.csr.first_entry.val();
-        self.engine.entry_index.next = self.csr.entry_index.val();
-        self.engine.entry_value.next = self.csr.entry_value.val();
-        self.engine.drained.next = self.outstanding.q.val() == self.zero.val();
-        self.csr.engine_busy.next = self.engine.busy.val();
-        self.csr.engine_initializing.next = self.engine.initializing.val();
-        self.csr.command_done.next = self.engine.done.val();
-        self.csr.command_result.next = self.engine.result.val();
-        self.csr.load_key.next = self.engine.load_key.val();
-        self.csr.load_context.next = self.engine.load_context.val();
-        self.csr.loaded_key.next = self.engine.loaded_key.val();
-        self.csr.loaded_access.next = self.engine.loaded_access.val();
-        self.csr.loaded_base.next = self.engine.loaded_base.val();
-        self.csr.loaded_pages.next = self.engine.loaded_pages.val();
-        self.csr.loaded_first_entry.next = self.engine.loaded_first_entry.val();
-        self.csr.load_entry.next = self.engine.load_entry.val();
-        self.csr.loaded_entry_value.next = self.engine.loaded_entry_value.val();
-        self.csr.advance_entry_index.next = self.engine.advance_entry_index.val();
-
-        // Programming engine and tables.
-        self.avt.hold.next = self.engine.busy.val();
-        self.avt.context_write_enable.next = self.engine.context_write_enable.val();
-        self.avt.context_write_index.next = self.engine.context_write_index.val();
-        self.avt.context_write_data.next = self.engine.context_write_data.val();
-        self.avt.context_read_enable.next = self.engine.context_read_enable.val();
-        self.avt.context_read_index.next = self.engine.context_read_index.val();
-        self.engine.context_read_data.next = self.avt.context_read_data.val();
-        self.avt.entry_write_enable.next = self.engine.entry_write_enable.val();
-        self.avt.entry_write_index.next = self.engine.entry_write_index.val();
-        self.avt.entry_write_data.next = self.engine.entry_write_data.val();
-        self.avt.entry_read_enable.next = self.engine.entry_read_enable.val();
-        self.avt.entry_read_index.next = self.engine.entry_read_index.val();
-        self.engine.entry_read_data.next = self.avt.entry_read_data.val();
-
-        // Request port into the AVT; outcomes to the counters.
-        self.avt.request_valid.next = self.request_valid.val();
-        self.request_ready.next = self.avt.request_ready.val();
-        self.avt.request_write.next = self.request_write.val();
-        self.avt.request_context.next = self.request_context.val();
-        self.avt.request_key.next = self.request_key.val();
-        self.avt.request_initiator.next = self.request_initiator.val();
-        self.avt.request_address.next = self.request_address.val();
-        self.avt.request_length.next = self.request_length.val();
-        self.csr.outcome_valid.next = self.avt.outcome_valid.val();
-        self.csr.outcome_status.next = self.avt.outcome_status.val();
-        self.csr.outcome_write.next = self.avt.outcome_write.val();
-        self.csr.outcome_context.next = self.avt.outcome_context.val();
-        self.csr.outcome_initiator.next = self.avt.outcome_initiator.val();
-        self.csr.outcome_address.next = self.avt.outcome_address.val();
-        self.csr.outcome_length.next = self.avt.outcome_length.val();
-
-        // AVT to data mover.
-        self.mover.verdict_valid.next = self.avt.verdict_valid.val();
-        self.avt.verdict_ready.next = self.mover.verdict_ready.val();
-        self.mover.verdict.next = self.avt.verdict.val();
-        self.mover.page_valid.next = self.avt.page_valid.val();
-        self.avt.page_ready.next = self.mover.page_ready.val();
-        self.mover.page.next = self.avt.page.val();
-
-        // Data mover to memory and responder.
-        self.mover.write_data_valid.next = self.write_data_valid.val();
-        self.write_data_ready.next = self.mover.write_data_ready.val();
-        self.mover.write_data.next = self.write_data.val();
-        self.memory_request_valid.next = self.mover.memory_request_valid.val();
-        self.mover.memory_request_ready.next = self.memory_request_ready.val();
-        self.memory_request_write.next = self.mover.memory_request_write.val();
-        self.memory_request_address.next = self.mover.memory_request_address.val();
-        self.memory_request_write_data.next = self.mover.memory_request_write_data.val();
-        self.memory_request_byte_enable.next = self.mover.memory_request_byte_enable.val();
-        self.memory_request_context.next = self.mover.memory_request_context.val();
-        self.responder.record_valid.next = self.mover.record_valid.val();
-        self.mover.record_ready.next = self.responder.record_ready.val();
-        self.responder.record.next = self.mover.record.val();
-
-        // Memory responses to the response port.
-        self.responder.memory_response_valid.next = self.memory_response_valid.val();
-        self.memory_response_ready.next = self.responder.memory_response_ready.val();
-        self.responder.memory_response_data.next = self.memory_response_data.val();
-        self.response_valid.next = self.responder.response_valid.val();
-        self.responder.response_ready.next = self.response_ready.val();
-        self.response_status.next = self.responder.response_status.val();
-        self.response_data.next = self.responder.response_data.val();
-        self.response_last.next = self.responder.response_last.val();
-
-        // Requests in flight, which programming commands wait out.
-        self.accepted.next = self.request_valid.val() && self.avt.request_ready.val();
-        self.finished.next = self.responder.response_valid.val()
-            && self.response_ready.val()
-            && self.responder.response_last.val();
-        if self.accepted.val() && !self.finished.val() {
-            self.outstanding.d.next = self.outstanding.q.val() + self.one.val();
+        // Register accesses: queue registers answered here, the rest by the core; one
+        // read in flight at a time either way.
+        self.engine.mmio_address.next = self.mmio_request_address.val();
+        self.engine.mmio_write_data.next = self.mmio_request_write_data.val();
+        self.mmio_request_ready.next =
+            self.core.mmio_request_ready.val() && !self.queue_answer_valid.q.val();
+        self.core.mmio_request_valid.next = self.mmio_request_valid.val()
+            && !self.engine.mmio_hit.val()
+            && !self.queue_answer_valid.q.val();
+        self.core.mmio_request_write.next = self.mmio_request_write.val();
+        self.core.mmio_request_address.next = self.mmio_request_address.val();
+        self.core.mmio_request_write_data.next = self.mmio_request_write_data.val();
+        self.taking.next = self.mmio_request_valid.val()
+            && self.mmio_request_ready.val()
+            && self.engine.mmio_hit.val();
+        self.engine.mmio_write.next = self.taking.val() && self.mmio_request_write.val();
+        if self.taking.val() && !self.mmio_request_write.val() {
+            self.queue_answer_valid.d.next = true;
+            self.queue_answer.d.next = self.engine.mmio_read_data.val();
         }
-        if self.finished.val() && !self.accepted.val() {
-            self.outstanding.d.next = self.outstanding.q.val() - self.one.val();
+        if self.queue_answer_valid.q.val() && self.mmio_response_ready.val() {
+            self.queue_answer_valid.d.next = false;
         }
+        self.mmio_response_valid.next =
+            self.core.mmio_response_valid.val() || self.queue_answer_valid.q.val();
+        self.mmio_response_data.next = self.core.mmio_response_data.val();
+        if self.queue_answer_valid.q.val() {
+            self.mmio_response_data.next = self.queue_answer.q.val();
+        }
+        self.core.mmio_response_ready.next = self.mmio_response_ready.val();
+
+        // The engine drives the core's request port.
+        self.core.request_valid.next = self.engine.core_request_valid.val();
+        self.engine.core_request_ready.next = self.core.request_ready.val();
+        self.core.request_write.next = self.engine.core_request_write.val();
+        self.core.request_context.next = self.engine.core_request_context.val();
+        self.core.request_key.next = self.engine.core_request_key.val();
+        self.core.request_initiator.next = self.engine.core_request_initiator.val();
+        self.core.request_address.next = self.engine.core_request_address.val();
+        self.core.request_length.next = self.engine.core_request_length.val();
+        self.core.write_data_valid.next = self.engine.core_write_data_valid.val();
+        self.engine.core_write_data_ready.next = self.core.write_data_ready.val();
+        self.core.write_data.next = self.engine.core_write_data.val();
+        self.core.write_data_enable.next = self.engine.core_write_data_enable.val();
+        self.engine.core_response_valid.next = self.core.response_valid.val();
+        self.core.response_ready.next = self.engine.core_response_ready.val();
+        self.engine.core_response_status.next = self.core.response_status.val();
+        self.engine.core_response_data.next = self.core.response_data.val();
+        self.engine.core_response_last.next = self.core.response_last.val();
+
+        // Host link.
+        self.dma_read_request_valid.next = self.engine.dma_read_request_valid.val();
+        self.engine.dma_read_request_ready.next = self.dma_read_request_ready.val();
+        self.dma_read_request_tag.next = self.engine.dma_read_request_tag.val();
+        self.dma_read_request_address.next = self.engine.dma_read_request_address.val();
+        self.dma_read_request_length.next = self.engine.dma_read_request_length.val();
+        self.engine.dma_read_completion_valid.next = self.dma_read_completion_valid.val();
+        self.dma_read_completion_ready.next = self.engine.dma_read_completion_ready.val();
+        self.engine.dma_read_completion_tag.next = self.dma_read_completion_tag.val();
+        self.engine.dma_read_completion_data.next = self.dma_read_completion_data.val();
+        self.engine.dma_read_completion_last.next = self.dma_read_completion_last.val();
+        self.engine.dma_read_completion_error.next = self.dma_read_completion_error.val();
+        self.dma_write_valid.next = self.engine.dma_write_valid.val();
+        self.engine.dma_write_ready.next = self.dma_write_ready.val();
+        self.dma_write_address.next = self.engine.dma_write_address.val();
+        self.dma_write_length.next = self.engine.dma_write_length.val();
+        self.dma_write_data.next = self.engine.dma_write_data.val();
+        self.dma_write_byte_enable.next = self.engine.dma_write_byte_enable.val();
+        self.dma_write_last.next = self.engine.dma_write_last.val();
+        self.engine.dma_write_response_valid.next = self.dma_write_response_valid.val();
+        self.dma_write_response_ready.next = self.engine.dma_write_response_ready.val();
+        self.engine.dma_write_response_error.next = self.dma_write_response_error.val();
+        self.interrupt_valid.next = self.engine.interrupt_valid.val();
+        self.engine.interrupt_ready.next = self.interrupt_ready.val();
+        self.interrupt_vector.next = self.engine.interrupt_vector.val();
+
+        // Persistent memory.
+        self.memory_request_valid.next = self.core.memory_request_valid.val();
+        self.core.memory_request_ready.next = self.memory_request_ready.val();
+        self.memory_request_write.next = self.core.memory_request_write.val();
+        self.memory_request_address.next = self.core.memory_request_address.val();
+        self.memory_request_write_data.next = self.core.memory_request_write_data.val();
+        self.memory_request_byte_enable.next = self.core.memory_request_byte_enable.val();
+        self.memory_request_context.next = self.core.memory_request_context.val();
+        self.core.memory_response_valid.next = self.memory_response_valid.val();
+        self.memory_response_ready.next = self.core.memory_response_ready.val();
+        self.core.memory_response_data.next = self.memory_response_data.val();
+
         if self.reset.val() {
-            self.outstanding.d.next = self.zero.val();
+            self.queue_answer_valid.d.next = false;
         }
     }
 }
 
 /// The default configuration's NI.
-pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12>;
+pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 16, 8, 10, 4>;
 /// The iCE40 configuration's NI.
-pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8>;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::testing::{cycle, settle};
-    use npmu_abi::registers as reg;
-
-    fn clock(ni: &mut Ice40NetworkInterface, level: bool) {
-        ni.clock.next = Clock { clk: level };
-    }
-
-    #[test]
-    fn out_of_reset_it_clears_its_tables_then_takes_requests() {
-        let config = Config::ICE40;
-        let mut ni = Ice40NetworkInterface::new(&config);
-        ni.connect_all();
-        ni.reset.next = true;
-        cycle(&mut ni, clock);
-        ni.reset.next = false;
-        ni.request_valid.next = true;
-        ni.mmio_response_ready.next = true;
-        let mut waited = 0;
-        while {
-            settle(&mut ni);
-            !ni.request_ready.val()
-        } {
-            cycle(&mut ni, clock);
-            waited += 1;
-        }
-        assert_eq!(waited, config.translation_entries);
-        ni.request_valid.next = false;
-        ni.mmio_request_valid.next = true;
-        ni.mmio_request_address.next = u64::from(reg::IDENTITY.offset).into();
-        cycle(&mut ni, clock);
-        ni.mmio_request_valid.next = false;
-        settle(&mut ni);
-        assert!(ni.mmio_response_valid.val());
-        assert_eq!(ni.mmio_response_data.val().to_u64(), reg::identity::VALUE);
-    }
-}
+pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8, 2, 8, 7, 9, 1>;

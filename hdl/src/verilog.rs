@@ -1,13 +1,16 @@
 //! Verilog emission: RustHDL's generator, with the top module named as asked.
 
 use crate::network_interface::{Ice40NetworkInterface, SimNetworkInterface};
+use crate::protection_core::{Ice40ProtectionCore, SimProtectionCore};
 use npmu_abi::Config;
 use rust_hdl::core::check_error::CheckError;
 use rust_hdl::prelude::*;
 use thiserror::Error;
 
-/// Name of the NI's top module, for board wrappers to instantiate.
+/// Name of the whole NI's top module, for board wrappers to instantiate.
 pub const TOP_MODULE: &str = "npmu_ni";
+/// Name of the protection core's top module when emitted alone, for its tests.
+pub const CORE_MODULE: &str = "npmu_core";
 
 #[derive(Debug, Error)]
 pub enum VerilogError {
@@ -36,14 +39,34 @@ pub fn network_interface(config: &Config) -> Result<String, VerilogError> {
         .map_err(|_| VerilogError::UnsupportedConfig(config.name))?;
     match *config {
         Config::SIM => {
-            let mut ni = SimNetworkInterface::new(config);
+            let mut ni = Box::new(SimNetworkInterface::new(config));
             ni.connect_all();
-            generate(TOP_MODULE, &ni)
+            generate(TOP_MODULE, &*ni)
         }
         Config::ICE40 => {
-            let mut ni = Ice40NetworkInterface::new(config);
+            let mut ni = Box::new(Ice40NetworkInterface::new(config));
             ni.connect_all();
-            generate(TOP_MODULE, &ni)
+            generate(TOP_MODULE, &*ni)
+        }
+        _ => Err(VerilogError::UnsupportedConfig(config.name)),
+    }
+}
+
+/// The protection core built for `config`, top module [`CORE_MODULE`].
+pub fn protection_core(config: &Config) -> Result<String, VerilogError> {
+    config
+        .validate()
+        .map_err(|_| VerilogError::UnsupportedConfig(config.name))?;
+    match *config {
+        Config::SIM => {
+            let mut core = SimProtectionCore::new(config);
+            core.connect_all();
+            generate(CORE_MODULE, &core)
+        }
+        Config::ICE40 => {
+            let mut core = Ice40ProtectionCore::new(config);
+            core.connect_all();
+            generate(CORE_MODULE, &core)
         }
         _ => Err(VerilogError::UnsupportedConfig(config.name)),
     }
@@ -54,11 +77,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_named_configuration_emits_a_top_called_npmu_ni() {
+    fn every_named_configuration_emits_npmu_ni_and_npmu_core() {
         for config in Config::ALL {
             let verilog = network_interface(&config).unwrap();
             assert!(verilog.contains("\nmodule npmu_ni("), "{}", config.name);
-            assert!(verilog.contains("\nmodule npmu_ni$avt$context_table("));
+            assert!(verilog.contains("\nmodule npmu_ni$core$avt$context_table("));
+            let verilog = protection_core(&config).unwrap();
+            assert!(verilog.contains("\nmodule npmu_core("), "{}", config.name);
         }
     }
 
@@ -69,7 +94,7 @@ mod tests {
             ..Config::SIM
         };
         assert!(matches!(
-            network_interface(&custom),
+            protection_core(&custom),
             Err(VerilogError::UnsupportedConfig("sim"))
         ));
     }

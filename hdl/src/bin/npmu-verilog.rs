@@ -14,6 +14,9 @@ struct Arguments {
     /// File to write; standard output if absent.
     #[arg(short, long)]
     output: Option<PathBuf>,
+    /// Emit only the protection core (top module npmu_core), as its tests drive it.
+    #[arg(long)]
+    core: bool,
 }
 
 fn main() -> ExitCode {
@@ -29,8 +32,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing::info!(config = config.name, "emitting the network interface");
-    let verilog = match npmu_hdl::verilog::network_interface(&config) {
+    tracing::info!(config = config.name, core = arguments.core, "emitting");
+    let emitted = if arguments.core {
+        npmu_hdl::verilog::protection_core(&config)
+    } else {
+        npmu_hdl::verilog::network_interface(&config)
+    };
+    let verilog = match emitted {
         Ok(verilog) => verilog,
         Err(error) => {
             eprintln!("npmu-verilog: {error}");

@@ -5,7 +5,8 @@
 //! read. Completion beats land in their tag's slot as they come; delivery walks the slots
 //! in issue order, one beat a clock, through the RAM's read register. A read the host side
 //! refused is delivered as the beats it would have had, flagged `error`, data zero, so a
-//! consumer always sees the shape of what it asked for.
+//! consumer always sees the shape of what it asked for; so is the rest of a read whose
+//! completion burst ends short.
 
 use npmu_abi::DMA_LENGTH_BITS;
 use rust_hdl::prelude::*;
@@ -41,8 +42,6 @@ pub struct DmaReader<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BI
     pub data_ready: Signal<In, bool>,
     pub data: Signal<Out, Bits<DATA_BITS>>,
     pub data_error: Signal<Out, bool>,
-    /// The last beat of a read.
-    pub data_last: Signal<Out, bool>,
 
     buffer: BlockRam<Bits<DATA_BITS>, BUFFER_BITS>,
     // Slot numbers and beat counts are as wide as a buffer address, so that an address is
@@ -56,7 +55,6 @@ pub struct DmaReader<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BI
     delivered: DFF<Bits<BUFFER_BITS>>,
     head_valid: DFF<bool>,
     head_error: DFF<bool>,
-    head_last: DFF<bool>,
 
     issuing: Signal<Local, bool>,
     completion_slot: Signal<Local, Bits<BUFFER_BITS>>,
@@ -119,7 +117,6 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
             data_ready: Default::default(),
             data: Default::default(),
             data_error: Default::default(),
-            data_last: Default::default(),
             buffer: Default::default(),
             expected: std::array::from_fn(|_| Default::default()),
             received: std::array::from_fn(|_| Default::default()),
@@ -130,7 +127,6 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
             delivered: Default::default(),
             head_valid: Default::default(),
             head_error: Default::default(),
-            head_last: Default::default(),
             issuing: Default::default(),
             completion_slot: Default::default(),
             completion_received: Default::default(),
@@ -173,8 +169,7 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
             in_use,
             delivered,
             head_valid,
-            head_error,
-            head_last
+            head_error
         );
         clock!(self, clock, buffer);
         for slot in 0..SLOTS {
@@ -227,6 +222,13 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
                         self.failed[slot].d.next = true;
                     } else {
                         self.received[slot].d.next = self.received[slot].q.val() + self.one.val();
+                        // A burst that ends short leaves its missing beats refused.
+                        if self.completion_last.val()
+                            && (self.received[slot].q.val() + self.one.val()
+                                != self.expected[slot].q.val())
+                        {
+                            self.failed[slot].d.next = true;
+                        }
                     }
                 }
             }
@@ -261,7 +263,6 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
         if self.fetch.val() {
             self.head_error.d.next =
                 self.head_failed.val() && (self.delivered.q.val() >= self.head_received.val());
-            self.head_last.d.next = self.freeing.val();
             self.delivered.d.next = self.delivered.q.val() + self.one.val();
         }
         if self.freeing.val() {
@@ -281,7 +282,6 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
             self.data.next = self.zero_data.val();
         }
         self.data_error.next = self.head_error.q.val();
-        self.data_last.next = self.head_last.q.val();
 
         if self.reset.val() {
             self.issue_slot.d.next = self.zero.val();
@@ -345,7 +345,7 @@ mod tests {
         // Completions owed by the host side, as whole packets of beats per tag.
         let mut owed: Vec<(u64, VecDeque<(u64, bool, bool)>)> = Vec::new();
         let mut sending: Option<(u64, VecDeque<(u64, bool, bool)>)> = None;
-        let mut expected: VecDeque<(u64, bool, bool)> = VecDeque::new();
+        let mut expected: VecDeque<(u64, bool)> = VecDeque::new();
         let mut delivered = 0;
         while delivered
             < reads
@@ -385,8 +385,8 @@ mod tests {
                 assert!((16..20).contains(&tag), "tag {tag} outside the reader's");
                 let beats = beats_of(address, length);
                 let count = beats.len();
-                for (index, beat) in beats.iter().enumerate() {
-                    expected.push_back((if fails { 0 } else { *beat }, fails, index + 1 == count));
+                for beat in &beats {
+                    expected.push_back((if fails { 0 } else { *beat }, fails));
                 }
                 let packet: VecDeque<_> = if fails {
                     [(0, true, true)].into()
@@ -401,11 +401,7 @@ mod tests {
                 issued += 1;
             }
             if reader.data_valid.val() && reader.data_ready.val() {
-                let beat = (
-                    reader.data.val().to_u64(),
-                    reader.data_error.val(),
-                    reader.data_last.val(),
-                );
+                let beat = (reader.data.val().to_u64(), reader.data_error.val());
                 assert_eq!(Some(beat), expected.pop_front(), "beat {delivered}");
                 delivered += 1;
             }

@@ -52,6 +52,7 @@ pub struct Realigner<const DATA_BITS: usize, const STROBE_BITS: usize> {
     flushing: Signal<Local, bool>,
     current_data: Signal<Local, Bits<DATA_BITS>>,
     current_mask: Signal<Local, Bits<STROBE_BITS>>,
+    lanes_behind: Signal<Local, Bits<4>>,
     combined_data: Signal<Local, Bits<DATA_BITS>>,
     combined_mask: Signal<Local, Bits<STROBE_BITS>>,
     range_mask: Signal<Local, Bits<STROBE_BITS>>,
@@ -62,7 +63,6 @@ pub struct Realigner<const DATA_BITS: usize, const STROBE_BITS: usize> {
 
     lanes: Constant<Bits<4>>,
     lane_mask: Constant<Bits<4>>,
-    lanes_32: Constant<Bits<32>>,
     lane_mask_32: Constant<Bits<32>>,
     beat_shift: Constant<Bits<8>>,
     byte_shift: Constant<Bits<8>>,
@@ -114,6 +114,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Realigner<DATA_BITS, STRO
             flushing: Default::default(),
             current_data: Default::default(),
             current_mask: Default::default(),
+            lanes_behind: Default::default(),
             combined_data: Default::default(),
             combined_mask: Default::default(),
             range_mask: Default::default(),
@@ -123,7 +124,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Realigner<DATA_BITS, STRO
             emitted: Default::default(),
             lanes: Constant::new(lanes.into()),
             lane_mask: Constant::new((lanes - 1).into()),
-            lanes_32: Constant::new(lanes.into()),
             lane_mask_32: Constant::new((lanes - 1).into()),
             beat_shift: Constant::new(u64::from(lanes.trailing_zeros()).into()),
             byte_shift: Constant::new(3u64.into()),
@@ -202,16 +202,15 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Realigner<DATA_
             self.current_data.next = self.zero_data.val();
             self.current_mask.next = self.no_lanes.val();
         }
+        self.lanes_behind.next = self.lanes.val() - self.shift.q.val();
         self.combined_data.next = self.current_data.val();
         self.combined_mask.next = self.current_mask.val();
         if self.shift.q.val() != self.zero_4.val() {
             self.combined_data.next = (self.previous_data.q.val()
-                >> (bit_cast::<8, 4>(self.lanes.val() - self.shift.q.val())
-                    << self.byte_shift.val()))
+                >> (bit_cast::<8, 4>(self.lanes_behind.val()) << self.byte_shift.val()))
                 | (self.current_data.val()
                     << (bit_cast::<8, 4>(self.shift.q.val()) << self.byte_shift.val()));
-            self.combined_mask.next = (self.previous_mask.q.val()
-                >> (self.lanes.val() - self.shift.q.val()))
+            self.combined_mask.next = (self.previous_mask.q.val() >> self.lanes_behind.val())
                 | (self.current_mask.val() << self.shift.q.val());
         }
         // The lanes of this destination beat that the transfer covers.

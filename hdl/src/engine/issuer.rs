@@ -1,0 +1,369 @@
+//! The issuer: checks each descriptor and sets its work going, in order.
+//!
+//! A malformed descriptor (unknown opcode, reserved bits set, a transfer of zero bytes or
+//! more than the longest request, a NOP or FLUSH with fields set) goes straight to
+//! retirement with its status, as do NOP and FLUSH. A WRITE queues its request for the
+//! protection core, a plan for the write stream, and the DMA reads of its host buffer (each
+//! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
+//! queues its request. Every descriptor leaves a retirement record behind it.
+
+use crate::engine::assembler::DESCRIPTOR_BITS;
+use crate::fifo::Fifo;
+use npmu_abi::queue::{descriptor_bits, DescriptorError, Opcode};
+use npmu_abi::{Config, DMA_LENGTH_BITS};
+use rust_hdl::prelude::*;
+
+/// A request for the protection core.
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct CoreRequest {
+    pub write: bool,
+    pub context: Bits<16>,
+    pub key: Bits<32>,
+    pub initiator: Bits<16>,
+    pub address: Bits<64>,
+    pub length: Bits<32>,
+}
+
+/// How a WRITE's bytes move from host lanes to network lanes.
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct WritePlan {
+    pub host_lane: Bits<4>,
+    pub network_lane: Bits<4>,
+    pub length: Bits<32>,
+}
+
+/// What retiring a descriptor waits for.
+#[derive(Copy, Clone, Debug, PartialEq, LogicState)]
+pub enum RetireKind {
+    /// Nothing: complete with `status`.
+    Immediate,
+    /// The core's answer to a WRITE and the write stream's result.
+    Write,
+    /// The core's answer to a READ, whose data then goes to the host.
+    Read,
+}
+
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct RetireRecord {
+    pub kind: RetireKind,
+    pub status: Bits<8>,
+    pub queue: Bits<4>,
+    pub slot: Bits<16>,
+    pub tag: Bits<32>,
+    pub length: Bits<32>,
+    pub host_address: Bits<64>,
+    pub network_lane: Bits<4>,
+}
+
+#[derive(LogicBlock)]
+pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
+    pub clock: Signal<In, Clock>,
+    pub reset: Signal<In, bool>,
+
+    pub descriptor_valid: Signal<In, bool>,
+    pub descriptor_ready: Signal<Out, bool>,
+    pub descriptor: Signal<In, Bits<DESCRIPTOR_BITS>>,
+    pub descriptor_queue: Signal<In, Bits<4>>,
+    pub descriptor_slot: Signal<In, Bits<16>>,
+
+    pub read_valid: Signal<Out, bool>,
+    pub read_ready: Signal<In, bool>,
+    pub read_address: Signal<Out, Bits<64>>,
+    pub read_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
+
+    pub core_request_valid: Signal<Out, bool>,
+    pub core_request_ready: Signal<In, bool>,
+    pub core_request: Signal<Out, CoreRequest>,
+
+    pub plan_valid: Signal<Out, bool>,
+    pub plan_ready: Signal<In, bool>,
+    pub plan: Signal<Out, WritePlan>,
+
+    pub retire_valid: Signal<Out, bool>,
+    pub retire_ready: Signal<In, bool>,
+    pub retire: Signal<Out, RetireRecord>,
+
+    requests: Fifo<CoreRequest, DEPTH_BITS>,
+    plans: Fifo<WritePlan, DEPTH_BITS>,
+    retirements: Fifo<RetireRecord, DEPTH_BITS>,
+    /// The rest of a WRITE's host buffer still to read.
+    chunking: DFF<bool>,
+    chunk_address: DFF<Bits<64>>,
+    chunk_remaining: DFF<Bits<32>>,
+
+    opcode: Signal<Local, Bits<8>>,
+    length: Signal<Local, Bits<32>>,
+    host_address: Signal<Local, Bits<64>>,
+    network_address: Signal<Local, Bits<64>>,
+    is_write: Signal<Local, bool>,
+    is_read: Signal<Local, bool>,
+    is_other: Signal<Local, bool>,
+    malformed: Signal<Local, bool>,
+    has_room: Signal<Local, bool>,
+    issuing: Signal<Local, bool>,
+    block_room: Signal<Local, Bits<32>>,
+    chunk_length: Signal<Local, Bits<32>>,
+    chunk_taken: Signal<Local, bool>,
+
+    opcode_at: Constant<Bits<32>>,
+    flags_at: Constant<Bits<32>>,
+    context_at: Constant<Bits<32>>,
+    key_at: Constant<Bits<32>>,
+    address_at: Constant<Bits<32>>,
+    host_address_at: Constant<Bits<32>>,
+    length_at: Constant<Bits<32>>,
+    tag_at: Constant<Bits<32>>,
+    write_opcode: Constant<Bits<8>>,
+    read_opcode: Constant<Bits<8>>,
+    nop_opcode: Constant<Bits<8>>,
+    flush_opcode: Constant<Bits<8>>,
+    malformed_status: Constant<Bits<8>>,
+    max_request_bytes: Constant<Bits<32>>,
+    block_bytes: Constant<Bits<32>>,
+    block_mask: Constant<Bits<32>>,
+    lane_mask: Constant<Bits<4>>,
+    zero_8: Constant<Bits<8>>,
+    zero_16: Constant<Bits<16>>,
+    zero_32: Constant<Bits<32>>,
+    zero_64: Constant<Bits<64>>,
+}
+
+fn at(position: usize) -> Constant<Bits<32>> {
+    Constant::new((position as u64).into())
+}
+
+fn opcode(opcode: Opcode) -> Constant<Bits<8>> {
+    Constant::new((opcode as u64).into())
+}
+
+impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BITS> {
+    pub fn new(config: &Config) -> Self {
+        let block = u64::from(config.max_read_request_bytes);
+        Self {
+            clock: Default::default(),
+            reset: Default::default(),
+            descriptor_valid: Default::default(),
+            descriptor_ready: Default::default(),
+            descriptor: Default::default(),
+            descriptor_queue: Default::default(),
+            descriptor_slot: Default::default(),
+            read_valid: Default::default(),
+            read_ready: Default::default(),
+            read_address: Default::default(),
+            read_length: Default::default(),
+            core_request_valid: Default::default(),
+            core_request_ready: Default::default(),
+            core_request: Default::default(),
+            plan_valid: Default::default(),
+            plan_ready: Default::default(),
+            plan: Default::default(),
+            retire_valid: Default::default(),
+            retire_ready: Default::default(),
+            retire: Default::default(),
+            requests: Default::default(),
+            plans: Default::default(),
+            retirements: Default::default(),
+            chunking: Default::default(),
+            chunk_address: Default::default(),
+            chunk_remaining: Default::default(),
+            opcode: Default::default(),
+            length: Default::default(),
+            host_address: Default::default(),
+            network_address: Default::default(),
+            is_write: Default::default(),
+            is_read: Default::default(),
+            is_other: Default::default(),
+            malformed: Default::default(),
+            has_room: Default::default(),
+            issuing: Default::default(),
+            block_room: Default::default(),
+            chunk_length: Default::default(),
+            chunk_taken: Default::default(),
+            opcode_at: at(descriptor_bits::OPCODE),
+            flags_at: at(descriptor_bits::FLAGS),
+            context_at: at(descriptor_bits::CONTEXT),
+            key_at: at(descriptor_bits::KEY),
+            address_at: at(descriptor_bits::ADDRESS),
+            host_address_at: at(descriptor_bits::HOST_ADDRESS),
+            length_at: at(descriptor_bits::LENGTH),
+            tag_at: at(descriptor_bits::TAG),
+            write_opcode: opcode(Opcode::Write),
+            read_opcode: opcode(Opcode::Read),
+            nop_opcode: opcode(Opcode::Nop),
+            flush_opcode: opcode(Opcode::Flush),
+            malformed_status: Constant::new(u64::from(DescriptorError::MALFORMED_CODE).into()),
+            max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
+            block_bytes: Constant::new(block.into()),
+            block_mask: Constant::new((block - 1).into()),
+            lane_mask: Constant::new((DATA_BITS as u64 / 8 - 1).into()),
+            zero_8: Constant::new(0u64.into()),
+            zero_16: Constant::new(0u64.into()),
+            zero_32: Constant::new(0u64.into()),
+            zero_64: Constant::new(0u64.into()),
+        }
+    }
+}
+
+impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS, DEPTH_BITS> {
+    #[hdl_gen]
+    fn update(&mut self) {
+        dff_setup!(self, clock, chunking, chunk_address, chunk_remaining);
+        clock!(self, clock, requests, plans, retirements);
+        self.requests.reset.next = self.reset.val();
+        self.plans.reset.next = self.reset.val();
+        self.retirements.reset.next = self.reset.val();
+
+        // The descriptor's fields and whether it is well formed, one rule a line.
+        self.opcode.next = self
+            .descriptor
+            .val()
+            .get_bits::<8>(self.opcode_at.val().index());
+        self.length.next = self
+            .descriptor
+            .val()
+            .get_bits::<32>(self.length_at.val().index());
+        self.host_address.next = self
+            .descriptor
+            .val()
+            .get_bits::<64>(self.host_address_at.val().index());
+        self.network_address.next = self
+            .descriptor
+            .val()
+            .get_bits::<64>(self.address_at.val().index());
+        self.is_write.next = self.opcode.val() == self.write_opcode.val();
+        self.is_read.next = self.opcode.val() == self.read_opcode.val();
+        self.is_other.next = (self.opcode.val() == self.nop_opcode.val())
+            || (self.opcode.val() == self.flush_opcode.val());
+        self.malformed.next = false;
+        if !self.is_write.val() && !self.is_read.val() && !self.is_other.val() {
+            self.malformed.next = true;
+        }
+        if self
+            .descriptor
+            .val()
+            .get_bits::<8>(self.flags_at.val().index())
+            != self.zero_8.val()
+        {
+            self.malformed.next = true;
+        }
+        if (self.is_write.val() || self.is_read.val()) && (self.length.val() == self.zero_32.val())
+        {
+            self.malformed.next = true;
+        }
+        if (self.is_write.val() || self.is_read.val())
+            && (self.length.val() > self.max_request_bytes.val())
+        {
+            self.malformed.next = true;
+        }
+        if self.is_other.val()
+            && ((self
+                .descriptor
+                .val()
+                .get_bits::<16>(self.context_at.val().index())
+                != self.zero_16.val())
+                || (self.descriptor.val().get_bits::<32>(self.key_at.val().index())
+                    != self.zero_32.val())
+                || (self.network_address.val() != self.zero_64.val())
+                || (self.host_address.val() != self.zero_64.val())
+                || (self.length.val() != self.zero_32.val()))
+        {
+            self.malformed.next = true;
+        }
+
+        // Everything a descriptor queues goes in the same clock.
+        self.has_room.next = self.retirements.push_ready.val()
+            && (!(self.is_write.val() || self.is_read.val())
+                || self.malformed.val()
+                || self.requests.push_ready.val())
+            && (!self.is_write.val() || self.malformed.val() || self.plans.push_ready.val());
+        self.descriptor_ready.next =
+            !self.chunking.q.val() && self.has_room.val() && !self.reset.val();
+        self.issuing.next = self.descriptor_valid.val() && self.descriptor_ready.val();
+
+        self.retirements.push_valid.next = self.issuing.val();
+        self.retirements.push_data.next.kind = RetireKind::Immediate;
+        if !self.malformed.val() && self.is_write.val() {
+            self.retirements.push_data.next.kind = RetireKind::Write;
+        }
+        if !self.malformed.val() && self.is_read.val() {
+            self.retirements.push_data.next.kind = RetireKind::Read;
+        }
+        self.retirements.push_data.next.status = self.zero_8.val();
+        if self.malformed.val() {
+            self.retirements.push_data.next.status = self.malformed_status.val();
+        }
+        self.retirements.push_data.next.queue = self.descriptor_queue.val();
+        self.retirements.push_data.next.slot = self.descriptor_slot.val();
+        self.retirements.push_data.next.tag = self
+            .descriptor
+            .val()
+            .get_bits::<32>(self.tag_at.val().index());
+        self.retirements.push_data.next.length = self.length.val();
+        self.retirements.push_data.next.host_address = self.host_address.val();
+        self.retirements.push_data.next.network_lane =
+            self.network_address.val().get_bits::<4>(0) & self.lane_mask.val();
+
+        self.requests.push_valid.next = self.issuing.val()
+            && !self.malformed.val()
+            && (self.is_write.val() || self.is_read.val());
+        self.requests.push_data.next.write = self.is_write.val();
+        self.requests.push_data.next.context = self
+            .descriptor
+            .val()
+            .get_bits::<16>(self.context_at.val().index());
+        self.requests.push_data.next.key = self
+            .descriptor
+            .val()
+            .get_bits::<32>(self.key_at.val().index());
+        self.requests.push_data.next.initiator = bit_cast::<16, 4>(self.descriptor_queue.val());
+        self.requests.push_data.next.address = self.network_address.val();
+        self.requests.push_data.next.length = self.length.val();
+
+        self.plans.push_valid.next =
+            self.issuing.val() && !self.malformed.val() && self.is_write.val();
+        self.plans.push_data.next.host_lane =
+            self.host_address.val().get_bits::<4>(0) & self.lane_mask.val();
+        self.plans.push_data.next.network_lane =
+            self.network_address.val().get_bits::<4>(0) & self.lane_mask.val();
+        self.plans.push_data.next.length = self.length.val();
+
+        // A WRITE's host buffer, read a block at a time.
+        if self.plans.push_valid.val() {
+            self.chunking.d.next = true;
+            self.chunk_address.d.next = self.host_address.val();
+            self.chunk_remaining.d.next = self.length.val();
+        }
+        self.block_room.next = self.block_bytes.val()
+            - (self.chunk_address.q.val().get_bits::<32>(0) & self.block_mask.val());
+        self.chunk_length.next = self.chunk_remaining.q.val();
+        if self.block_room.val() < self.chunk_remaining.q.val() {
+            self.chunk_length.next = self.block_room.val();
+        }
+        self.read_valid.next = self.chunking.q.val();
+        self.read_address.next = self.chunk_address.q.val();
+        self.read_length.next = self.chunk_length.val().get_bits::<DMA_LENGTH_BITS>(0);
+        self.chunk_taken.next = self.read_valid.val() && self.read_ready.val();
+        if self.chunk_taken.val() {
+            self.chunk_address.d.next =
+                self.chunk_address.q.val() + bit_cast::<64, 32>(self.chunk_length.val());
+            self.chunk_remaining.d.next = self.chunk_remaining.q.val() - self.chunk_length.val();
+            if self.chunk_remaining.q.val() == self.chunk_length.val() {
+                self.chunking.d.next = false;
+            }
+        }
+
+        self.core_request_valid.next = self.requests.pop_valid.val();
+        self.core_request.next = self.requests.pop_data.val();
+        self.requests.pop_ready.next = self.core_request_ready.val();
+        self.plan_valid.next = self.plans.pop_valid.val();
+        self.plan.next = self.plans.pop_data.val();
+        self.plans.pop_ready.next = self.plan_ready.val();
+        self.retire_valid.next = self.retirements.pop_valid.val();
+        self.retire.next = self.retirements.pop_data.val();
+        self.retirements.pop_ready.next = self.retire_ready.val();
+
+        if self.reset.val() {
+            self.chunking.d.next = false;
+        }
+    }
+}
