@@ -18,6 +18,32 @@ struct Port {
     width: u32,
 }
 
+/// One top module the simulator builds: its Verilog, and the RustHDL type its ports match.
+struct Top {
+    /// Module name, and the stem of generated files and shim functions.
+    module: &'static str,
+    generate: fn(&Config) -> Result<String, npmu_hdl::verilog::VerilogError>,
+    /// RustHDL type and its generic parameters, for the RustHDL backend's port mapping.
+    rust_type: &'static str,
+    generics: &'static str,
+}
+
+const TOPS: [Top; 2] = [
+    Top {
+        module: "npmu_core",
+        generate: npmu_hdl::verilog::protection_core,
+        rust_type: "npmu_hdl::protection_core::ProtectionCore",
+        generics: "const D: usize, const S: usize, const C: usize, const E: usize",
+    },
+    Top {
+        module: "npmu_ni",
+        generate: npmu_hdl::verilog::network_interface,
+        rust_type: "npmu_hdl::network_interface::NetworkInterface",
+        generics: "const D: usize, const S: usize, const C: usize, const E: usize, \
+                   const Q: usize, const T: usize, const F: usize, const R: usize, const P: usize",
+    },
+];
+
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -57,38 +83,53 @@ fn main() {
         build.file(root.join("include").join(runtime));
     }
 
-    let mut port_lists = Vec::new();
     let mut shim = String::from(SHIM_PREAMBLE);
-    for config in Config::ALL {
-        let verilog = npmu_hdl::verilog::network_interface(&config)
-            .unwrap_or_else(|error| panic!("generating Verilog for {}: {error}", config.name));
-        let source = out.join(format!("npmu_ni_{}.v", config.name));
-        std::fs::write(&source, &verilog).unwrap();
-        let model_dir = out.join(format!("verilated_{}", config.name));
-        verilate(&source, &waivers, &model_dir, &prefix(&config));
-        for entry in std::fs::read_dir(&model_dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|extension| extension == "cpp") {
-                build.file(path);
+    for top in &TOPS {
+        let mut port_lists = Vec::new();
+        let mut models = String::new();
+        for config in Config::ALL {
+            let verilog = (top.generate)(&config).unwrap_or_else(|error| {
+                panic!("generating {} for {}: {error}", top.module, config.name)
+            });
+            let source = out.join(format!("{}_{}.v", top.module, config.name));
+            std::fs::write(&source, &verilog).unwrap();
+            let model_dir = out.join(format!("verilated_{}_{}", top.module, config.name));
+            verilate(
+                &source,
+                &waivers,
+                &model_dir,
+                top.module,
+                &prefix(top, &config),
+            );
+            for entry in std::fs::read_dir(&model_dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.extension().is_some_and(|extension| extension == "cpp") {
+                    build.file(path);
+                }
             }
+            build.include(&model_dir);
+            let ports = top_ports(&verilog, top.module);
+            models.push_str(&model_shim(top, &config, &ports));
+            port_lists.push(ports);
         }
-        build.include(&model_dir);
-        let ports = top_ports(&verilog);
-        shim.push_str(&model_shim(&config, &ports));
-        port_lists.push(ports);
+        let ports = merge(&port_lists);
+        shim.push_str(&c_structs(top.module, &ports));
+        shim.push_str(&models);
+        std::fs::write(
+            out.join(format!("ports_{}.rs", top.module)),
+            rust_ports(top, &ports),
+        )
+        .unwrap();
     }
-    let ports = merge(&port_lists);
-    shim.insert_str(SHIM_PREAMBLE.len(), &c_structs(&ports));
     let shim_path = out.join("shim.cpp");
     std::fs::write(&shim_path, shim).unwrap();
     build.file(&shim_path);
     build.compile("npmu_verilated");
     println!("cargo:rustc-link-lib=pthread");
-    std::fs::write(out.join("ports.rs"), rust_ports(&ports)).unwrap();
 }
 
-fn prefix(config: &Config) -> String {
-    format!("Vnpmu_ni_{}", config.name)
+fn prefix(top: &Top, config: &Config) -> String {
+    format!("V{}_{}", top.module, config.name)
 }
 
 fn verilator_root() -> PathBuf {
@@ -109,7 +150,7 @@ fn verilator_root() -> PathBuf {
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
 
-fn verilate(source: &Path, waivers: &Path, model_dir: &Path, prefix: &str) {
+fn verilate(source: &Path, waivers: &Path, model_dir: &Path, module: &str, prefix: &str) {
     let _ = std::fs::remove_dir_all(model_dir);
     let status = Command::new("verilator")
         .args([
@@ -117,7 +158,7 @@ fn verilate(source: &Path, waivers: &Path, model_dir: &Path, prefix: &str) {
             "-O3",
             "--trace",
             "--top-module",
-            "npmu_ni",
+            module,
             "--prefix",
             prefix,
         ])
@@ -131,11 +172,11 @@ fn verilate(source: &Path, waivers: &Path, model_dir: &Path, prefix: &str) {
 }
 
 /// The ports of the top module, from its declarations in the generated Verilog.
-fn top_ports(verilog: &str) -> Vec<Port> {
+fn top_ports(verilog: &str, name: &str) -> Vec<Port> {
     let module = verilog
         .split("\nmodule ")
-        .find(|module| module.starts_with("npmu_ni("))
-        .expect("module npmu_ni in the generated Verilog");
+        .find(|module| module.starts_with(&format!("{name}(")))
+        .unwrap_or_else(|| panic!("module {name} in the generated Verilog"));
     let body = &module[..module.find("endmodule").unwrap()];
     body.lines()
         .filter_map(|line| {
@@ -214,16 +255,17 @@ fn rust_type(width: u32) -> &'static str {
 }
 
 const SHIM_PREAMBLE: &str = "\
-// Generated by npmu-sim's build.rs from the port list of npmu_ni; do not edit.
+// Generated by npmu-sim's build.rs from the port lists of the top modules; do not edit.
 #include <cstdint>
 #include <memory>
 #include \"verilated.h\"
 #include \"verilated_vcd_c.h\"
 ";
 
-fn c_structs(ports: &[Port]) -> String {
+fn c_structs(module: &str, ports: &[Port]) -> String {
     let mut text = String::new();
-    for (name, input) in [("npmu_inputs", true), ("npmu_outputs", false)] {
+    for (suffix, input) in [("inputs", true), ("outputs", false)] {
+        let name = format!("{module}_{suffix}");
         writeln!(text, "struct {name} {{").unwrap();
         for port in ports.iter().filter(|port| port.input == input) {
             writeln!(text, "    {} {};", c_type(port.width), port.name).unwrap();
@@ -233,9 +275,10 @@ fn c_structs(ports: &[Port]) -> String {
     text
 }
 
-fn model_shim(config: &Config, ports: &[Port]) -> String {
-    let prefix = prefix(config);
-    let name = config.name;
+fn model_shim(top: &Top, config: &Config, ports: &[Port]) -> String {
+    let prefix = prefix(top, config);
+    let module = top.module;
+    let name = format!("{module}_{}", config.name);
     let mut assign_inputs = String::new();
     let mut read_outputs = String::new();
     for port in ports {
@@ -267,7 +310,7 @@ struct {prefix}_instance {{
 }};
 }}
 
-extern "C" void* npmu_ni_{name}_new() {{
+extern "C" void* {name}_new() {{
     auto* instance = new {prefix}_instance;
     instance->context.reset(new VerilatedContext);
     instance->context->traceEverOn(true);
@@ -277,14 +320,14 @@ extern "C" void* npmu_ni_{name}_new() {{
     return instance;
 }}
 
-extern "C" void npmu_ni_{name}_delete(void* handle) {{
+extern "C" void {name}_delete(void* handle) {{
     auto* instance = static_cast<{prefix}_instance*>(handle);
     if (instance->trace) instance->trace->close();
     instance->model->final();
     delete instance;
 }}
 
-extern "C" void npmu_ni_{name}_settle(void* handle, const npmu_inputs* inputs, npmu_outputs* outputs) {{
+extern "C" void {name}_settle(void* handle, const {module}_inputs* inputs, {module}_outputs* outputs) {{
     auto* instance = static_cast<{prefix}_instance*>(handle);
     auto* model = instance->model.get();
     model->clock = 0;
@@ -293,7 +336,7 @@ extern "C" void npmu_ni_{name}_settle(void* handle, const npmu_inputs* inputs, n
     instance->context->timeInc(1);
 {read_outputs}}}
 
-extern "C" void npmu_ni_{name}_rising_edge(void* handle) {{
+extern "C" void {name}_rising_edge(void* handle) {{
     auto* instance = static_cast<{prefix}_instance*>(handle);
     instance->model->clock = 1;
     instance->model->eval();
@@ -301,7 +344,7 @@ extern "C" void npmu_ni_{name}_rising_edge(void* handle) {{
     instance->context->timeInc(1);
 }}
 
-extern "C" bool npmu_ni_{name}_trace_open(void* handle, const char* path) {{
+extern "C" bool {name}_trace_open(void* handle, const char* path) {{
     auto* instance = static_cast<{prefix}_instance*>(handle);
     if (instance->trace) instance->trace->close();
     instance->trace.reset(new VerilatedVcdC);
@@ -310,7 +353,7 @@ extern "C" bool npmu_ni_{name}_trace_open(void* handle, const char* path) {{
     return instance->trace->isOpen();
 }}
 
-extern "C" void npmu_ni_{name}_trace_close(void* handle) {{
+extern "C" void {name}_trace_close(void* handle) {{
     auto* instance = static_cast<{prefix}_instance*>(handle);
     if (instance->trace) instance->trace->close();
     instance->trace.reset();
@@ -319,9 +362,10 @@ extern "C" void npmu_ni_{name}_trace_close(void* handle) {{
     )
 }
 
-fn rust_ports(ports: &[Port]) -> String {
-    let mut text = String::from(
-        "// Generated by npmu-sim's build.rs from the port list of npmu_ni; do not edit.\n",
+fn rust_ports(top: &Top, ports: &[Port]) -> String {
+    let mut text = format!(
+        "// Generated by npmu-sim's build.rs from the port list of {}; do not edit.\n",
+        top.module
     );
     for (name, input, doc) in [
         (
@@ -352,20 +396,27 @@ fn rust_ports(ports: &[Port]) -> String {
     writeln!(
         text,
         "
-/// Drives `inputs` into RustHDL's model of the NI.
-pub fn drive_rust_hdl<const D: usize, const S: usize, const C: usize, const E: usize>(
-    ni: &mut npmu_hdl::network_interface::NetworkInterface<D, S, C, E>,
+/// Drives `inputs` into RustHDL's model.
+pub fn drive_rust_hdl<{generics}>(
+    ni: &mut {rust_type}<{parameters}>,
     inputs: &Inputs,
-) {{"
+) {{",
+        generics = top.generics,
+        rust_type = top.rust_type,
+        parameters = parameters(top.generics),
     )
     .unwrap();
     for port in ports.iter().filter(|port| port.input) {
         match rust_type(port.width) {
             "bool" => writeln!(text, "    ni.{0}.next = inputs.{0};", port.name),
-            "u64" => writeln!(text, "    ni.{0}.next = inputs.{0}.into();", port.name),
+            "u64" => writeln!(
+                text,
+                "    ni.{0}.next = crate::ports::port_value(inputs.{0});",
+                port.name
+            ),
             _ => writeln!(
                 text,
-                "    ni.{0}.next = u64::from(inputs.{0}).into();",
+                "    ni.{0}.next = crate::ports::port_value(u64::from(inputs.{0}));",
                 port.name
             ),
         }
@@ -375,11 +426,14 @@ pub fn drive_rust_hdl<const D: usize, const S: usize, const C: usize, const E: u
         text,
         "}}
 
-/// Reads the output ports of RustHDL's model of the NI.
-pub fn sample_rust_hdl<const D: usize, const S: usize, const C: usize, const E: usize>(
-    ni: &npmu_hdl::network_interface::NetworkInterface<D, S, C, E>,
+/// Reads the output ports of RustHDL's model.
+pub fn sample_rust_hdl<{generics}>(
+    ni: &{rust_type}<{parameters}>,
 ) -> Outputs {{
-    Outputs {{"
+    Outputs {{",
+        generics = top.generics,
+        rust_type = top.rust_type,
+        parameters = parameters(top.generics),
     )
     .unwrap();
     for port in ports.iter().filter(|port| !port.input) {
@@ -396,4 +450,20 @@ pub fn sample_rust_hdl<const D: usize, const S: usize, const C: usize, const E: 
     }
     writeln!(text, "    }}\n}}").unwrap();
     text
+}
+
+/// `D, S` from `const D: usize, const S: usize`.
+fn parameters(generics: &str) -> String {
+    generics
+        .split(',')
+        .map(|generic| {
+            generic
+                .trim()
+                .trim_start_matches("const ")
+                .split(':')
+                .next()
+                .unwrap()
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -253,8 +253,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
             & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()));
         if self.beat_write.val() {
-            self.memory_request_byte_enable.next = (self.all_lanes.val()
-                << self.first_lane.val())
+            self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
                 & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()))
                 & self.write_data_enable.val();
         }

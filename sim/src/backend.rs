@@ -1,18 +1,21 @@
-//! What a simulator of the NI offers the harness, and the RustHDL simulator as one.
+//! What a simulator offers the harnesses, and RustHDL's own simulator as one.
 
-use crate::ports::{drive_rust_hdl, sample_rust_hdl, Inputs, Outputs};
+use crate::ports::{network_interface, protection_core};
 use crate::SimError;
 use npmu_abi::Config;
-use npmu_hdl::network_interface::{Ice40NetworkInterface, NetworkInterface};
+use npmu_hdl::network_interface::Ice40NetworkInterface;
+use npmu_hdl::protection_core::Ice40ProtectionCore;
 use rust_hdl::prelude::*;
 use std::path::Path;
 
-/// A cycle-based simulator of the NI. A clock is [`Backend::settle`] (inputs in, clock
+/// A cycle-based simulator of a top. A clock is [`Backend::settle`] (inputs in, clock
 /// low, outputs out) then [`Backend::rising_edge`].
 pub trait Backend {
+    type Inputs;
+    type Outputs;
     fn config(&self) -> &Config;
     /// Applies `inputs` with the clock low and returns the outputs they settle to.
-    fn settle(&mut self, inputs: &Inputs) -> Outputs;
+    fn settle(&mut self, inputs: &Self::Inputs) -> Self::Outputs;
     /// The clock's rising edge: every register takes its next value.
     fn rising_edge(&mut self);
     /// Starts writing a waveform of every signal to `path`.
@@ -21,52 +24,83 @@ pub trait Backend {
     }
 }
 
-/// The NI under RustHDL's own event-driven simulator.
-pub struct RustHdlNetworkInterface<const D: usize, const S: usize, const C: usize, const E: usize> {
-    ni: Box<NetworkInterface<D, S, C, E>>,
-    config: Config,
+/// Settles RustHDL's event-driven simulation of `block` after an input change.
+fn settle_block<B: Block>(block: &mut B) {
+    assert!(simulate(block, 100_000), "the logic did not settle");
 }
 
-/// The iCE40 configuration under RustHDL's simulator; the default one is too large for it.
-pub type RustHdlIce40 = RustHdlNetworkInterface<32, 4, 4, 8>;
+/// The iCE40 configuration's protection core under RustHDL's simulator.
+pub struct RustHdlCore(Box<Ice40ProtectionCore>);
 
-impl RustHdlIce40 {
+impl RustHdlCore {
     pub fn new() -> Self {
-        let config = Config::ICE40;
-        let mut ni: Box<Ice40NetworkInterface> = Box::new(NetworkInterface::new(&config));
-        ni.connect_all();
-        Self { ni, config }
+        let mut core = Box::new(Ice40ProtectionCore::new(&Config::ICE40));
+        core.connect_all();
+        Self(core)
     }
 }
 
-impl Default for RustHdlIce40 {
+impl Default for RustHdlCore {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<const D: usize, const S: usize, const C: usize, const E: usize> Backend
-    for RustHdlNetworkInterface<D, S, C, E>
-{
+impl Backend for RustHdlCore {
+    type Inputs = protection_core::Inputs;
+    type Outputs = protection_core::Outputs;
+
     fn config(&self) -> &Config {
-        &self.config
+        &Config::ICE40
     }
 
-    fn settle(&mut self, inputs: &Inputs) -> Outputs {
-        drive_rust_hdl(&mut self.ni, inputs);
-        self.ni.clock.next = Clock { clk: false };
-        assert!(
-            simulate(&mut *self.ni, 100_000),
-            "the NI's logic did not settle"
-        );
-        sample_rust_hdl(&self.ni)
+    fn settle(&mut self, inputs: &Self::Inputs) -> Self::Outputs {
+        protection_core::drive_rust_hdl(&mut self.0, inputs);
+        self.0.clock.next = Clock { clk: false };
+        settle_block(&mut *self.0);
+        protection_core::sample_rust_hdl(&self.0)
     }
 
     fn rising_edge(&mut self) {
-        self.ni.clock.next = Clock { clk: true };
-        assert!(
-            simulate(&mut *self.ni, 100_000),
-            "the NI's logic did not settle"
-        );
+        self.0.clock.next = Clock { clk: true };
+        settle_block(&mut *self.0);
+    }
+}
+
+/// The iCE40 configuration's whole NI under RustHDL's simulator.
+pub struct RustHdlNetworkInterface(Box<Ice40NetworkInterface>);
+
+impl RustHdlNetworkInterface {
+    pub fn new() -> Self {
+        let mut ni = Box::new(Ice40NetworkInterface::new(&Config::ICE40));
+        ni.connect_all();
+        Self(ni)
+    }
+}
+
+impl Default for RustHdlNetworkInterface {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Backend for RustHdlNetworkInterface {
+    type Inputs = network_interface::Inputs;
+    type Outputs = network_interface::Outputs;
+
+    fn config(&self) -> &Config {
+        &Config::ICE40
+    }
+
+    fn settle(&mut self, inputs: &Self::Inputs) -> Self::Outputs {
+        network_interface::drive_rust_hdl(&mut self.0, inputs);
+        self.0.clock.next = Clock { clk: false };
+        settle_block(&mut *self.0);
+        network_interface::sample_rust_hdl(&self.0)
+    }
+
+    fn rising_edge(&mut self) {
+        self.0.clock.next = Clock { clk: true };
+        settle_block(&mut *self.0);
     }
 }

@@ -1,28 +1,35 @@
 //! The npmu network interface simulated cycle by cycle.
 //!
-//! [`VerilatedNetworkInterface`] is the Verilator model of the NI's generated Verilog,
-//! [`RustHdlNetworkInterface`] the same design under RustHDL's own simulator; both are a
-//! [`Backend`]. A [`Harness`] drives either from the host side: MMIO, the request port
-//! and a persistent memory behind the memory port, with back-pressure on every port, a
-//! [`Monitor`] that fails the run at the first access outside what the tables allow, and
-//! the golden model of `npmu-model` checking every response.
+//! Two tops are built, each in both configurations: the protection core alone
+//! ([`VerilatedCore`], driven by a [`CoreHarness`] on its request port) and the whole NI
+//! ([`VerilatedNetworkInterface`], driven by a [`DeviceHarness`] as a host would: through
+//! registers and queues in host memory). RustHDL's own simulator runs the same designs as a
+//! [`Backend`] too. The harnesses put a persistent memory behind the memory port, can hold
+//! back every channel, check every answer against the golden model of `npmu-model`, and a
+//! [`Monitor`] fails the run at the first memory access outside what the tables allow.
 
 pub mod backend;
-mod harness;
+mod core_harness;
+mod device_harness;
+mod host_port;
 mod memory_port;
+mod mmio;
 mod monitor;
 pub mod ports;
+mod stall;
 pub mod traffic;
 mod verilated;
 
-pub use backend::{Backend, RustHdlNetworkInterface};
-pub use harness::{
-    Completion, Harness, HarnessOptions, MemoryAccess, Stall, Stalls, HANG_CLOCKS,
-    WAVEFORM_DIRECTORY,
+pub use backend::{Backend, RustHdlCore, RustHdlNetworkInterface};
+pub use core_harness::{
+    Completion, CoreHarness, HarnessOptions, MemoryAccess, Stalls, HANG_CLOCKS, WAVEFORM_DIRECTORY,
 };
+pub use device_harness::{DeviceHarness, DeviceOptions, DeviceStalls};
+pub use host_port::HostPort;
 pub use memory_port::MemoryPort;
 pub use monitor::Monitor;
-pub use verilated::VerilatedNetworkInterface;
+pub use stall::Stall;
+pub use verilated::{Verilated, VerilatedCore, VerilatedNetworkInterface};
 
 use thiserror::Error;
 
@@ -36,7 +43,7 @@ pub enum SimError {
     NoWaveforms,
 }
 
-/// The Verilog the simulation models were built from.
-pub fn generated_verilog(config: &npmu_abi::Config) -> std::path::PathBuf {
-    std::path::Path::new(env!("OUT_DIR")).join(format!("npmu_ni_{}.v", config.name))
+/// The Verilog the simulation models of `top` (`npmu_core` or `npmu_ni`) were built from.
+pub fn generated_verilog(top: &str, config: &npmu_abi::Config) -> std::path::PathBuf {
+    std::path::Path::new(env!("OUT_DIR")).join(format!("{top}_{}.v", config.name))
 }

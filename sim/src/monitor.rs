@@ -1,7 +1,7 @@
 //! A monitor on the NI's ports that fails the run at once when the NI touches persistent
-//! memory outside what its tables allow, or breaks the ready/valid protocol.
+//! memory outside what its tables allow, or breaks the ready/valid protocol (an output that
+//! is offered must stay offered, unchanged, until it is taken).
 
-use crate::ports::{Inputs, Outputs};
 use npmu_abi::Config;
 use npmu_model::{Context, Entry, Memory, NetworkInterface};
 use std::collections::{HashMap, HashSet};
@@ -48,18 +48,16 @@ impl Tables {
     }
 }
 
-/// One output channel's offer that was not taken, to hold the next clock to it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-struct Offer([u64; 6]);
+/// An offer on an output channel that was not taken: the fields that must hold.
+type Offer = Vec<u64>;
 
 pub struct Monitor {
     config: Config,
     active: Tables,
     /// Tables after a programming command, in force once the requests before it finish.
     pending: Option<Tables>,
-    memory_request: Option<Offer>,
-    response: Option<Offer>,
-    mmio_response: Option<Offer>,
+    /// Each output channel's offer not yet taken, by name.
+    offers: HashMap<&'static str, Offer>,
     accesses: u64,
 }
 
@@ -69,9 +67,7 @@ impl Monitor {
             config: *model.config(),
             active: Tables::of(model),
             pending: None,
-            memory_request: None,
-            response: None,
-            mmio_response: None,
+            offers: HashMap::new(),
             accesses: 0,
         }
     }
@@ -98,60 +94,40 @@ impl Monitor {
         *self = Self::new(model);
     }
 
-    /// Checks one clock of the NI's outputs, with the inputs it saw.
-    pub fn check(&mut self, now: u64, inputs: &Inputs, outputs: &Outputs) {
-        held(
-            now,
-            "memory request",
-            &mut self.memory_request,
-            outputs.memory_request_valid,
-            inputs.memory_request_ready,
-            Offer([
-                outputs.memory_request_write.into(),
-                outputs.memory_request_address,
-                // A read's write data means nothing.
-                if outputs.memory_request_write {
-                    outputs.memory_request_write_data
-                } else {
-                    0
-                },
-                outputs.memory_request_byte_enable.into(),
-                outputs.memory_request_context.into(),
-                0,
-            ]),
-        );
-        held(
-            now,
-            "response",
-            &mut self.response,
-            outputs.response_valid,
-            inputs.response_ready,
-            Offer([
-                outputs.response_status.into(),
-                outputs.response_data,
-                outputs.response_last.into(),
-                0,
-                0,
-                0,
-            ]),
-        );
-        held(
-            now,
-            "MMIO response",
-            &mut self.mmio_response,
-            outputs.mmio_response_valid,
-            inputs.mmio_response_ready,
-            Offer([outputs.mmio_response_data, 0, 0, 0, 0, 0]),
-        );
-        if outputs.memory_request_valid && inputs.memory_request_ready {
-            self.check_access(now, outputs);
+    /// Fails if an output channel withdraws or changes an offer before it is taken.
+    pub fn check_offer(
+        &mut self,
+        now: u64,
+        channel: &'static str,
+        valid: bool,
+        ready: bool,
+        fields: &[u64],
+    ) {
+        if let Some(previous) = self.offers.remove(channel) {
+            assert!(
+                valid,
+                "monitor, clock {now}: the {channel} was withdrawn before it was taken"
+            );
+            assert_eq!(
+                previous, fields,
+                "monitor, clock {now}: the {channel} changed before it was taken"
+            );
+        }
+        if valid && !ready {
+            self.offers.insert(channel, fields.to_vec());
         }
     }
 
-    fn check_access(&mut self, now: u64, outputs: &Outputs) {
-        let address = outputs.memory_request_address;
-        let context = outputs.memory_request_context;
-        let write = outputs.memory_request_write;
+    /// Checks a memory request the NI made: aligned, inside persistent memory, in a page the
+    /// requesting context maps, with the permission the operation needs.
+    pub fn check_memory_request(
+        &mut self,
+        now: u64,
+        write: bool,
+        address: u64,
+        byte_enable: u8,
+        context: u16,
+    ) {
         let operation = if write { "write" } else { "read" };
         let fail = |why: &str| -> ! {
             panic!("monitor, clock {now}: memory {operation} at {address:#x} for context {context}: {why}")
@@ -159,8 +135,8 @@ impl Monitor {
         if address % u64::from(self.config.data_bytes) != 0 {
             fail("the address is not aligned to the data path");
         }
-        if outputs.memory_request_byte_enable == 0 {
-            fail("no byte enabled");
+        if !write && byte_enable == 0 {
+            fail("a read with no byte enabled");
         }
         let page = address >> self.config.page_shift;
         if page >= self.config.memory_pages {
@@ -179,22 +155,5 @@ impl Monitor {
             fail("the context maps no such page");
         }
         self.accesses += 1;
-    }
-}
-
-/// Fails if an output offered without being taken last clock is not offered again unchanged.
-fn held(now: u64, channel: &str, last: &mut Option<Offer>, valid: bool, ready: bool, offer: Offer) {
-    if let Some(previous) = last.take() {
-        assert!(
-            valid,
-            "monitor, clock {now}: the {channel} was withdrawn before it was taken"
-        );
-        assert_eq!(
-            previous, offer,
-            "monitor, clock {now}: the {channel} changed before it was taken"
-        );
-    }
-    if valid && !ready {
-        *last = Some(offer);
     }
 }

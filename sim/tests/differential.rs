@@ -5,7 +5,7 @@ use npmu_abi::program::{self, RegisterAccess};
 use npmu_abi::registers as reg;
 use npmu_abi::{encode_status, Config, Fault};
 use npmu_sim::traffic::Traffic;
-use npmu_sim::{Harness, HarnessOptions, Stall, Stalls};
+use npmu_sim::{CoreHarness, HarnessOptions, Stall, Stalls};
 use rand::Rng;
 use std::collections::BTreeMap;
 
@@ -18,7 +18,7 @@ fn run(config: &Config, requests: usize, seed: u64) -> BTreeMap<u8, usize> {
         ..HarnessOptions::default()
     };
     let key = options.management_key;
-    let mut harness = Harness::verilated(config, options).unwrap();
+    let mut harness = CoreHarness::verilated(config, options).unwrap();
     program::unlock(&mut harness, key).unwrap();
     let mut traffic = Traffic::new(config, seed);
     traffic.program(&mut harness);

@@ -7,14 +7,14 @@ use common::{context_over, unlocked};
 use npmu_abi::program::{self, ContextSettings, ProgramError, RegisterAccess};
 use npmu_abi::registers::{self as reg, command_status, context_access, status, Access, Group};
 use npmu_abi::{Command, CommandError, Config};
-use npmu_sim::{Harness, HarnessOptions};
+use npmu_sim::{CoreHarness, HarnessOptions};
 use rstest::rstest;
 
 #[rstest]
 #[case(Config::SIM)]
 #[case(Config::ICE40)]
 fn identity_and_capabilities_report_the_configuration(#[case] config: Config) {
-    let mut harness = Harness::verilated(&config, HarnessOptions::default()).unwrap();
+    let mut harness = CoreHarness::verilated(&config, HarnessOptions::default()).unwrap();
     assert_eq!(harness.read(reg::IDENTITY.offset), reg::identity::VALUE);
     assert_eq!(
         harness.read(reg::CONTEXTS.offset),
@@ -114,7 +114,7 @@ fn staging_registers_hold_their_width(#[case] register: reg::Register, #[case] k
 fn the_lock_refuses_programming_until_the_key_and_counts_attempts() {
     let options = HarnessOptions::default();
     let key = options.management_key;
-    let mut harness = Harness::verilated(&Config::SIM, options).unwrap();
+    let mut harness = CoreHarness::verilated(&Config::SIM, options).unwrap();
     assert!(!status::UNLOCKED.is_set(harness.read(reg::STATUS.offset)));
     let programming: Vec<_> = reg::all()
         .into_iter()
@@ -160,7 +160,7 @@ fn a_zero_management_key_never_unlocks() {
         management_key: 0,
         ..HarnessOptions::default()
     };
-    let mut harness = Harness::verilated(&Config::SIM, options).unwrap();
+    let mut harness = CoreHarness::verilated(&Config::SIM, options).unwrap();
     assert_eq!(
         program::unlock(&mut harness, 0),
         Err(ProgramError::WrongKey)

@@ -3,20 +3,22 @@
 
 use npmu_abi::program;
 use npmu_abi::Config;
-use npmu_sim::backend::RustHdlIce40;
+use npmu_sim::ports::protection_core::{Inputs, Outputs};
 use npmu_sim::traffic::Traffic;
+use npmu_sim::RustHdlCore;
 use npmu_sim::{
-    Backend, Completion, Harness, HarnessOptions, MemoryAccess, Stall, Stalls,
-    VerilatedNetworkInterface,
+    Backend, Completion, CoreHarness, HarnessOptions, MemoryAccess, Stall, Stalls, VerilatedCore,
 };
 
-fn run<B: Backend>(backend: B) -> (Vec<Completion>, Vec<MemoryAccess>, u64) {
+fn run<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
+    backend: B,
+) -> (Vec<Completion>, Vec<MemoryAccess>, u64) {
     let options = HarnessOptions {
         stalls: Stalls::all(Stall::Random(0.2)),
         ..HarnessOptions::default()
     };
     let key = options.management_key;
-    let mut harness = Harness::new(backend, options);
+    let mut harness = CoreHarness::new(backend, options);
     program::unlock(&mut harness, key).unwrap();
     let mut traffic = Traffic::new(&Config::ICE40, 12);
     traffic.program(&mut harness);
@@ -37,8 +39,8 @@ fn run<B: Backend>(backend: B) -> (Vec<Completion>, Vec<MemoryAccess>, u64) {
 
 #[test]
 fn rust_hdl_and_verilator_agree_clock_for_clock() {
-    let verilator = run(VerilatedNetworkInterface::new(&Config::ICE40).unwrap());
-    let rust_hdl = run(RustHdlIce40::new());
+    let verilator = run(VerilatedCore::new(&Config::ICE40).unwrap());
+    let rust_hdl = run(RustHdlCore::new());
     assert_eq!(verilator.0.len(), 60);
     assert_eq!(
         verilator.2, rust_hdl.2,

@@ -1,5 +1,6 @@
-//! The generated Verilog passes Verilator's strictest lint (with only the documented
-//! waivers), Icarus Verilog and Yosys, which reject constructs only Verilator accepts.
+//! The generated Verilog of both tops passes Verilator's strictest lint (with only the
+//! documented waivers), Icarus Verilog and Yosys, which reject constructs only Verilator
+//! accepts.
 
 use npmu_abi::Config;
 use npmu_sim::generated_verilog;
@@ -20,61 +21,53 @@ fn run(tool: &str, arguments: &[&str]) {
     );
 }
 
-fn verilog(config: &Config) -> String {
-    let path = generated_verilog(config);
+fn verilog(top: &str, config: &Config) -> String {
+    let path = generated_verilog(top, config);
     assert!(path.exists(), "{} was not generated", path.display());
     path.to_str().unwrap().to_owned()
 }
 
 #[rstest]
-#[case(Config::SIM)]
-#[case(Config::ICE40)]
-fn verilator_lint_wall_is_clean(#[case] config: Config) {
+fn verilator_lint_wall_is_clean(
+    #[values("npmu_ni", "npmu_core")] top: &str,
+    #[values(Config::SIM, Config::ICE40)] config: Config,
+) {
     let waivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hdl/lint.vlt");
+    let source = verilog(top, &config);
+    let arguments = ["--lint-only", "-Wall", "--top-module", top];
     run(
         "verilator",
-        &[
-            "--lint-only",
-            "-Wall",
-            "--top-module",
-            "npmu_ni",
-            waivers.to_str().unwrap(),
-            &verilog(&config),
-        ],
+        &[&arguments[..], &[waivers.to_str().unwrap(), &source]].concat(),
     );
 }
 
 #[rstest]
-#[case(Config::SIM)]
-#[case(Config::ICE40)]
-fn icarus_verilog_compiles_it(#[case] config: Config) {
+fn icarus_verilog_compiles_it(
+    #[values("npmu_ni", "npmu_core")] top: &str,
+    #[values(Config::SIM, Config::ICE40)] config: Config,
+) {
+    let source = verilog(top, &config);
     run(
         "iverilog",
-        &[
-            "-g2012",
-            "-s",
-            "npmu_ni",
-            "-o",
-            "/dev/null",
-            &verilog(&config),
-        ],
+        &["-g2012", "-s", top, "-o", "/dev/null", &source],
     );
 }
 
 #[rstest]
-#[case(Config::SIM)]
-#[case(Config::ICE40)]
-fn yosys_reads_and_elaborates_it(#[case] config: Config) {
+fn yosys_reads_and_elaborates_it(
+    #[values("npmu_ni", "npmu_core")] top: &str,
+    #[values(Config::SIM, Config::ICE40)] config: Config,
+) {
     let script = format!(
-        "read_verilog {}; hierarchy -check -top npmu_ni; proc",
-        verilog(&config)
+        "read_verilog {}; hierarchy -check -top {top}; proc",
+        verilog(top, &config)
     );
     run("yosys", &["-q", "-p", &script]);
 }
 
 #[test]
-fn the_top_module_is_npmu_ni_with_no_port_wider_than_64_bits() {
-    let text = std::fs::read_to_string(verilog(&Config::SIM)).unwrap();
+fn the_top_module_is_npmu_ni() {
+    let text = std::fs::read_to_string(verilog("npmu_ni", &Config::SIM)).unwrap();
     assert!(text.contains("\nmodule npmu_ni("));
     assert!(!text.contains("module top("));
 }

@@ -125,8 +125,8 @@ impl<const DATA_BITS: usize> Logic for DescriptorAssembler<DATA_BITS> {
         self.descriptor.next = self.assembly.q.val();
         self.descriptor_queue.next = self.held_queue.q.val();
         self.descriptor_slot.next = self.held_slot.q.val();
-        self.data_ready.next = self.batches.pop_valid.val()
-            && (!self.holding.q.val() || self.descriptor_ready.val());
+        self.data_ready.next =
+            self.batches.pop_valid.val() && (!self.holding.q.val() || self.descriptor_ready.val());
         self.taking.next = self.data_valid.val() && self.data_ready.val();
         self.completes.next = self.taking.val() && (self.beat.q.val() == self.last_beat.val());
 

@@ -11,8 +11,8 @@
 
 use crate::engine::realigner::Realigner;
 use crate::engine::retirer::ReadPlan;
-use crate::fifo::Fifo;
 use crate::engine::write_stream::WriteResult;
+use crate::fifo::Fifo;
 use npmu_abi::queue::COMPLETION_BYTES;
 use npmu_abi::{Config, DMA_LENGTH_BITS};
 use rust_hdl::prelude::*;
@@ -262,9 +262,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
 
         // Between writes: a completion entry first, else the READ's next block once its
         // first beat is ready. Each write needs room to be tracked until acknowledged.
-        self.starts_entry.next = !self.in_write.q.val()
-            && self.entry_valid.val()
-            && self.outstanding.push_ready.val();
+        self.starts_entry.next =
+            !self.in_write.q.val() && self.entry_valid.val() && self.outstanding.push_ready.val();
         self.starts_chunk.next = !self.in_write.q.val()
             && !self.entry_valid.val()
             && self.reading.q.val()
@@ -338,8 +337,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
                 || self.results.push_ready.val());
         self.acknowledging.next = self.response_valid.val() && self.response_ready.val();
         self.outstanding.pop_ready.next = self.acknowledging.val();
-        self.entry_acked.next =
-            self.acknowledging.val() && self.outstanding.pop_data.val().entry;
+        self.entry_acked.next = self.acknowledging.val() && self.outstanding.pop_data.val().entry;
         self.entry_acked_queue.next = self.outstanding.pop_data.val().queue;
         self.entry_acked_error.next = self.response_error.val();
         self.fails_now.next = self.acknowledging.val()

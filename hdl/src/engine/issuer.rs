@@ -261,7 +261,10 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
                 .val()
                 .get_bits::<16>(self.context_at.val().index())
                 != self.zero_16.val())
-                || (self.descriptor.val().get_bits::<32>(self.key_at.val().index())
+                || (self
+                    .descriptor
+                    .val()
+                    .get_bits::<32>(self.key_at.val().index())
                     != self.zero_32.val())
                 || (self.network_address.val() != self.zero_64.val())
                 || (self.host_address.val() != self.zero_64.val())

@@ -135,8 +135,14 @@ impl<
     pub fn new(config: &Config) -> Self {
         // A reader slot holds one read of the longest size.
         let slot_beats = (config.max_read_request_bytes / config.data_bytes).trailing_zeros();
-        assert_eq!(FETCH_BUFFER_BITS as u32, QUEUES.trailing_zeros() + slot_beats);
-        assert_eq!(READ_BUFFER_BITS as u32, READ_SLOTS.trailing_zeros() + slot_beats);
+        assert_eq!(
+            FETCH_BUFFER_BITS as u32,
+            QUEUES.trailing_zeros() + slot_beats
+        );
+        assert_eq!(
+            READ_BUFFER_BITS as u32,
+            READ_SLOTS.trailing_zeros() + slot_beats
+        );
         assert_eq!(config.dma_read_tags as usize, READ_SLOTS);
         Self {
             clock: Default::default(),

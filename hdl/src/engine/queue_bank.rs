@@ -403,7 +403,10 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             self.pending_interrupts[q].d.next = self.pending_interrupts[q].q.val();
             self.interrupt_timer[q].clock.next = self.clock.val();
             self.interrupt_timer[q].d.next = self.interrupt_timer[q].q.val();
-            self.running[q].next = self.control[q].q.val().get_bit(self.enable_bit.val().index())
+            self.running[q].next = self.control[q]
+                .q
+                .val()
+                .get_bit(self.enable_bit.val().index())
                 && ((self.errors[q].q.val() & self.halting_errors.val()) == self.zero_8.val());
         }
 
@@ -429,8 +432,10 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         self.read_value.next = self.zero_64.val();
         for q in 0..QUEUES {
             if self.target.val() == self.queue_numbers[q].val() {
-                self.target_enabled.next =
-                    self.control[q].q.val().get_bit(self.enable_bit.val().index());
+                self.target_enabled.next = self.control[q]
+                    .q
+                    .val()
+                    .get_bit(self.enable_bit.val().index());
                 self.target_running.next = self.running[q].val();
                 self.target_busy.next = self.in_flight[q].q.val() != self.zero_16.val();
                 self.target_errors.next = self.errors[q].q.val();
@@ -605,13 +610,13 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         if self.credits.val() < self.batch.val() {
             self.batch.next = self.credits.val();
         }
-        self.fetch_valid.next =
-            self.turn_running.val() && (self.batch.val() != self.zero_16.val()) && !self.reset.val();
+        self.fetch_valid.next = self.turn_running.val()
+            && (self.batch.val() != self.zero_16.val())
+            && !self.reset.val();
         self.fetch_address.next = self.slot_address.val();
         // At most a read block of descriptors, so eight bits hold the count.
-        self.fetch_length.next =
-            bit_cast::<DMA_LENGTH_BITS, 8>(self.batch.val().get_bits::<8>(0))
-                << self.descriptor_shift.val();
+        self.fetch_length.next = bit_cast::<DMA_LENGTH_BITS, 8>(self.batch.val().get_bits::<8>(0))
+            << self.descriptor_shift.val();
         self.fetch_queue.next = self.turn.q.val();
         self.fetch_slot.next = self.turn_sq_head.val();
         self.fetch_count.next = self.batch.val().get_bits::<8>(0);
@@ -694,8 +699,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             if self.fetch_failed.val()
                 && (self.fetch_failed_queue.val() == self.queue_numbers[q].val())
             {
-                self.returned[q].next = self.returned[q].val()
-                    + bit_cast::<16, 8>(self.fetch_failed_count.val());
+                self.returned[q].next =
+                    self.returned[q].val() + bit_cast::<16, 8>(self.fetch_failed_count.val());
                 self.raised[q].next = self.fetch_error.val();
             }
             self.acknowledged[q].next = self.completion_acked.val()

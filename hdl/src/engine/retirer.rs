@@ -181,7 +181,8 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Retirer<DATA_BIT
                 self.response_ready.next = self.completes_write.val();
                 self.write_result_ready.next = self.completes_write.val();
                 if self.refused.val() {
-                    self.drafts.push_data.next.status = bit_cast::<8, 4>(self.response_status.val());
+                    self.drafts.push_data.next.status =
+                        bit_cast::<8, 4>(self.response_status.val());
                 } else if self.write_result.val().dma_error {
                     self.drafts.push_data.next.status = self.dma_fault.val();
                     self.drafts.push_data.next.bytes_done = self.write_result.val().bytes_done;
@@ -193,7 +194,8 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Retirer<DATA_BIT
                 if self.refused.val() {
                     self.completes_refused_read.next = self.drafts.push_ready.val();
                     self.drafts.push_valid.next = true;
-                    self.drafts.push_data.next.status = bit_cast::<8, 4>(self.response_status.val());
+                    self.drafts.push_data.next.status =
+                        bit_cast::<8, 4>(self.response_status.val());
                     self.record_ready.next = self.completes_refused_read.val();
                     self.response_ready.next = self.completes_refused_read.val();
                 } else {

@@ -19,8 +19,7 @@ pub struct WriteResult {
 }
 
 #[derive(LogicBlock)]
-pub struct WriteStream<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize>
-{
+pub struct WriteStream<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
 

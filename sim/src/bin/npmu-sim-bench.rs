@@ -4,9 +4,10 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::{Config, Operation, Request};
-use npmu_sim::backend::RustHdlIce40;
+use npmu_sim::ports::protection_core::{Inputs, Outputs};
 use npmu_sim::traffic::Traffic;
-use npmu_sim::{Backend, Harness, HarnessOptions, VerilatedNetworkInterface};
+use npmu_sim::RustHdlCore;
+use npmu_sim::{Backend, CoreHarness, HarnessOptions, VerilatedCore};
 use rand::Rng;
 use serde_json::{json, Value};
 use std::time::Instant;
@@ -31,7 +32,7 @@ fn main() {
     let mut figures = Vec::new();
     for golden in [true, false] {
         let (cycles, seconds) = random_traffic(
-            VerilatedNetworkInterface::new(&Config::SIM).unwrap(),
+            VerilatedCore::new(&Config::SIM).unwrap(),
             arguments.cycles,
             golden,
             true,
@@ -49,13 +50,13 @@ fn main() {
         "unit": "cycles", "config": "sim", "from": "request accepted", "to": "first memory request"}));
 
     let (verilator_cycles, verilator_seconds) = random_traffic(
-        VerilatedNetworkInterface::new(&Config::ICE40).unwrap(),
+        VerilatedCore::new(&Config::ICE40).unwrap(),
         arguments.compare_cycles,
         true,
         false,
     );
     let (rust_hdl_cycles, rust_hdl_seconds) =
-        random_traffic(RustHdlIce40::new(), arguments.compare_cycles, true, true);
+        random_traffic(RustHdlCore::new(), arguments.compare_cycles, true, true);
     assert_eq!(
         verilator_cycles, rust_hdl_cycles,
         "both ran the same stimulus"
@@ -102,7 +103,12 @@ fn parameters(figure: &Value) -> String {
 
 /// Runs random traffic with random reprogramming for at least `cycles` clocks; returns the
 /// clocks run and the seconds they took.
-fn random_traffic<B: Backend>(backend: B, cycles: u64, golden: bool, progress: bool) -> (u64, f64) {
+fn random_traffic<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
+    backend: B,
+    cycles: u64,
+    golden: bool,
+    progress: bool,
+) -> (u64, f64) {
     let config = *backend.config();
     let options = HarnessOptions {
         golden,
@@ -110,7 +116,7 @@ fn random_traffic<B: Backend>(backend: B, cycles: u64, golden: bool, progress: b
         ..HarnessOptions::default()
     };
     let key = options.management_key;
-    let mut harness = Harness::new(backend, options);
+    let mut harness = CoreHarness::new(backend, options);
     program::unlock(&mut harness, key).unwrap();
     let mut traffic = Traffic::new(&config, 9);
     traffic.program(&mut harness);
@@ -154,7 +160,7 @@ fn lookups(config: &Config) -> (f64, u64) {
         ..HarnessOptions::default()
     };
     let management_key = options.management_key;
-    let mut harness = Harness::verilated(config, options).unwrap();
+    let mut harness = CoreHarness::verilated(config, options).unwrap();
     program::unlock(&mut harness, management_key).unwrap();
     program::write_entries(&mut harness, 0, &[Some(3)]).unwrap();
     let settings = ContextSettings {

@@ -3,9 +3,9 @@
 
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::{Config, Operation, Request};
-use npmu_sim::{Harness, HarnessOptions, VerilatedNetworkInterface};
+use npmu_sim::{CoreHarness, HarnessOptions, VerilatedCore};
 
-pub type Sim = Harness<VerilatedNetworkInterface>;
+pub type Sim = CoreHarness<VerilatedCore>;
 
 /// The default NI, unlocked.
 pub fn unlocked(options: HarnessOptions) -> Sim {
@@ -14,7 +14,7 @@ pub fn unlocked(options: HarnessOptions) -> Sim {
 
 pub fn unlocked_with(config: &Config, options: HarnessOptions) -> Sim {
     let key = options.management_key;
-    let mut harness = Harness::verilated(config, options).unwrap();
+    let mut harness = CoreHarness::verilated(config, options).unwrap();
     program::unlock(&mut harness, key).unwrap();
     harness
 }

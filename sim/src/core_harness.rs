@@ -1,36 +1,28 @@
-//! Drives the NI from the host side, clock by clock.
+//! Drives the protection core (`npmu_core`) on all its ports, clock by clock.
 //!
 //! The harness keeps a queue for every input channel and serves them all each clock, so
-//! register accesses, requests, write data and memory traffic overlap as they would on a
-//! card. Every channel can be stalled (one clock in four, or at random). The golden model
+//! register accesses, requests, write data and memory traffic overlap as they would behind
+//! the command engine. Every channel can be stalled (one clock in four, or at random). The golden model
 //! runs alongside: each request is executed on it the clock the NI accepts the request and
 //! each register access the clock the NI takes it, and every response and register read
 //! is compared with what the model says. The [`Monitor`] watches every clock.
 
 use crate::backend::Backend;
 use crate::memory_port::MemoryPort;
+use crate::mmio::MmioMaster;
 use crate::monitor::Monitor;
-use crate::ports::{Inputs, Outputs};
-use crate::verilated::VerilatedNetworkInterface;
+use crate::ports::protection_core::{Inputs, Outputs};
+use crate::stall::Stall;
+use crate::verilated::VerilatedCore;
 use crate::SimError;
 use npmu_abi::program::RegisterAccess;
-use npmu_abi::registers::{self as reg, command_status, status, Group};
+use npmu_abi::registers::{self as reg, status};
 use npmu_abi::{decode_status, Config, Fault, Operation, Request};
 use npmu_model::{NetworkInterface, SparseMemory};
 use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use std::collections::VecDeque;
 use std::path::Path;
-
-/// When a channel holds back.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Stall {
-    Never,
-    /// One clock in every four.
-    OneInFour,
-    /// Each clock with this probability.
-    Random(f64),
-}
 
 /// Back-pressure on each channel the harness drives: valid on the channels into the NI,
 /// ready on the channels out of it.
@@ -116,21 +108,7 @@ struct InFlight {
     data: Vec<u8>,
 }
 
-#[derive(Clone, Copy, Debug)]
-enum Mmio {
-    Write(u16, u64),
-    Read(u16),
-}
-
-/// A read the NI has taken: what the golden model says it returns, and which bits are
-/// meaningful to compare at that moment.
-struct PendingRead {
-    offset: u16,
-    expected: u64,
-    compared_bits: u64,
-}
-
-pub struct Harness<B: Backend> {
+pub struct CoreHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
     backend: B,
     config: Config,
     options: HarnessOptions,
@@ -141,11 +119,7 @@ pub struct Harness<B: Backend> {
     monitor: Monitor,
     memory: MemoryPort,
 
-    mmio: VecDeque<Mmio>,
-    mmio_reads: VecDeque<PendingRead>,
-    mmio_results: VecDeque<u64>,
-    /// A command may still be running: programming registers are not compared.
-    command_may_run: bool,
+    mmio: MmioMaster,
 
     requests: VecDeque<(Request, Vec<u8>)>,
     write_beats: VecDeque<u64>,
@@ -163,14 +137,14 @@ pub const WAVEFORM_DIRECTORY: &str = "NPMU_SIM_WAVEFORMS";
 /// Clocks without a handshake on any channel after which the NI is taken to hang.
 pub const HANG_CLOCKS: u64 = 10_000;
 
-impl Harness<VerilatedNetworkInterface> {
+impl CoreHarness<VerilatedCore> {
     /// The Verilator model of `config`, out of reset and initialized.
     pub fn verilated(config: &Config, options: HarnessOptions) -> Result<Self, SimError> {
-        Ok(Self::new(VerilatedNetworkInterface::new(config)?, options))
+        Ok(Self::new(VerilatedCore::new(config)?, options))
     }
 }
 
-impl<B: Backend> Harness<B> {
+impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> CoreHarness<B> {
     /// Wraps `backend`, resets it and waits until it has cleared its tables. When the
     /// environment variable [`WAVEFORM_DIRECTORY`] names a directory, the run's waveform
     /// goes there, named after the thread (the test) that runs it.
@@ -192,10 +166,7 @@ impl<B: Backend> Harness<B> {
             now: 0,
             inputs: Inputs::default(),
             model,
-            mmio: VecDeque::new(),
-            mmio_reads: VecDeque::new(),
-            mmio_results: VecDeque::new(),
-            command_may_run: false,
+            mmio: MmioMaster::default(),
             requests: VecDeque::new(),
             write_beats: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -282,12 +253,12 @@ impl<B: Backend> Harness<B> {
         self.write_beats.clear();
         self.in_flight.clear();
         self.mmio.clear();
-        self.mmio_reads.clear();
-        self.mmio_results.clear();
         self.memory.reset();
         self.inputs = Inputs {
             management_key: self.options.management_key,
             reset: true,
+            // The core stores every lane its requests cover.
+            write_data_enable: u8::MAX,
             ..Inputs::default()
         };
         for _ in 0..2 {
@@ -298,7 +269,6 @@ impl<B: Backend> Harness<B> {
         self.inputs.reset = false;
         self.model.reset();
         self.monitor.reset(&self.model);
-        self.command_may_run = false;
     }
 
     /// Queues a request; a write's `data` must be exactly its length.
@@ -329,7 +299,7 @@ impl<B: Backend> Harness<B> {
     /// [`HANG_CLOCKS`] clocks.
     pub fn run_until_idle(&mut self) {
         self.last_handshake = self.now;
-        while self.busy() || !self.mmio.is_empty() || !self.mmio_reads.is_empty() {
+        while self.busy() || self.mmio.pending() > 0 {
             self.step();
             assert!(
                 self.now - self.last_handshake < HANG_CLOCKS,
@@ -350,11 +320,7 @@ impl<B: Backend> Harness<B> {
     }
 
     fn stalled(&mut self, stall: Stall, phase: u64) -> bool {
-        match stall {
-            Stall::Never => false,
-            Stall::OneInFour => (self.now + phase) % 4 == 0,
-            Stall::Random(probability) => self.random.gen_bool(probability),
-        }
+        stall.holds(&mut self.random, self.now, phase)
     }
 
     /// One clock: offer inputs, settle, check, account for every handshake, clock edge.
@@ -365,16 +331,11 @@ impl<B: Backend> Harness<B> {
 
         // Valid, once offered, stays until taken.
         if !inputs.mmio_request_valid && !self.stalled(stalls.mmio_request, 0) {
-            if let Some(operation) = self.mmio.front() {
+            if let Some((write, offset, value)) = self.mmio.offer() {
                 inputs.mmio_request_valid = true;
-                (
-                    inputs.mmio_request_write,
-                    inputs.mmio_request_address,
-                    inputs.mmio_request_write_data,
-                ) = match *operation {
-                    Mmio::Write(offset, value) => (true, offset, value),
-                    Mmio::Read(offset) => (false, offset, 0),
-                };
+                inputs.mmio_request_write = write;
+                inputs.mmio_request_address = offset;
+                inputs.mmio_request_write_data = value;
             }
         }
         if !inputs.request_valid && !self.stalled(stalls.request, 1) {
@@ -405,7 +366,7 @@ impl<B: Backend> Harness<B> {
         inputs.memory_request_ready = !self.stalled(stalls.memory_request, 2);
 
         let outputs = self.backend.settle(&inputs);
-        self.monitor.check(now, &inputs, &outputs);
+        self.check_offers(now, &inputs, &outputs);
 
         let request_taken = inputs.request_valid && outputs.request_ready;
         let mmio_taken = inputs.mmio_request_valid && outputs.mmio_request_ready;
@@ -432,7 +393,10 @@ impl<B: Backend> Harness<B> {
             inputs.request_valid = false;
         }
         if mmio_taken {
-            self.accept_mmio();
+            let quiescent = self.in_flight.is_empty();
+            let golden = self.options.golden;
+            self.mmio
+                .taken(now, &mut self.model, &mut self.monitor, golden, quiescent);
             inputs.mmio_request_valid = false;
         }
         if write_beat_taken {
@@ -440,6 +404,13 @@ impl<B: Backend> Harness<B> {
             inputs.write_data_valid = false;
         }
         if memory_request_taken {
+            self.monitor.check_memory_request(
+                now,
+                outputs.memory_request_write,
+                outputs.memory_request_address,
+                outputs.memory_request_byte_enable,
+                outputs.memory_request_context,
+            );
             if let Some(log) = &mut self.memory_log {
                 log.push(MemoryAccess {
                     clock: now,
@@ -465,7 +436,7 @@ impl<B: Backend> Harness<B> {
             self.response_beat(&outputs);
         }
         if mmio_response_taken {
-            self.mmio_response(outputs.mmio_response_data);
+            self.mmio.answered(now, outputs.mmio_response_data);
         }
         if self.in_flight.is_empty() {
             self.monitor.drained();
@@ -493,70 +464,44 @@ impl<B: Backend> Harness<B> {
         });
     }
 
-    fn accept_mmio(&mut self) {
-        match self.mmio.pop_front().expect("an offered register access") {
-            Mmio::Write(offset, value) => {
-                tracing::debug!(clock = self.now, offset, value, "register write");
-                self.model.mmio_write(offset, value);
-                if offset == reg::AVT_COMMAND.offset && self.model.is_unlocked() {
-                    self.command_may_run = true;
-                    self.monitor.tables_changed(&self.model);
-                }
-            }
-            Mmio::Read(offset) => {
-                let compared_bits = if self.options.golden {
-                    self.comparable_bits(offset)
+    fn check_offers(&mut self, now: u64, inputs: &Inputs, outputs: &Outputs) {
+        let monitor = &mut self.monitor;
+        monitor.check_offer(
+            now,
+            "memory request",
+            outputs.memory_request_valid,
+            inputs.memory_request_ready,
+            &[
+                outputs.memory_request_write.into(),
+                outputs.memory_request_address,
+                // A read's write data means nothing.
+                if outputs.memory_request_write {
+                    outputs.memory_request_write_data
                 } else {
                     0
-                };
-                self.mmio_reads.push_back(PendingRead {
-                    offset,
-                    expected: self.model.mmio_read(offset),
-                    compared_bits,
-                });
-            }
-        }
-    }
-
-    /// The bits of a register read whose value does not depend on the clock the read
-    /// lands in: busy flags never do; programming registers do while a command may run;
-    /// counters and the fault record do while requests are in flight.
-    fn comparable_bits(&self, offset: u16) -> u64 {
-        let Some(register) = reg::at(offset) else {
-            return u64::MAX;
-        };
-        if register.group == Group::Programming && self.command_may_run {
-            return 0;
-        }
-        if register.group == Group::Faults && !self.in_flight.is_empty() {
-            return 0;
-        }
-        match register {
-            reg::STATUS => !(status::INITIALIZING.mask() | status::COMMAND_BUSY.mask()),
-            reg::AVT_COMMAND => !command_status::BUSY.mask(),
-            _ => u64::MAX,
-        }
-    }
-
-    fn mmio_response(&mut self, value: u64) {
-        let read = self.mmio_reads.pop_front().expect("a response to a read");
-        assert_eq!(
-            value & read.compared_bits,
-            read.expected & read.compared_bits,
-            "clock {}: register {:#x} read {value:#x}, the golden model says {:#x}",
-            self.now,
-            read.offset,
-            read.expected
+                },
+                outputs.memory_request_byte_enable.into(),
+                outputs.memory_request_context.into(),
+            ],
         );
-        let idle = match reg::at(read.offset) {
-            Some(reg::AVT_COMMAND) => !command_status::BUSY.is_set(value),
-            Some(reg::STATUS) => !status::COMMAND_BUSY.is_set(value),
-            _ => false,
-        };
-        if idle {
-            self.command_may_run = false;
-        }
-        self.mmio_results.push_back(value);
+        monitor.check_offer(
+            now,
+            "response",
+            outputs.response_valid,
+            inputs.response_ready,
+            &[
+                outputs.response_status.into(),
+                outputs.response_data,
+                outputs.response_last.into(),
+            ],
+        );
+        monitor.check_offer(
+            now,
+            "MMIO response",
+            outputs.mmio_response_valid,
+            inputs.mmio_response_ready,
+            &[outputs.mmio_response_data],
+        );
     }
 
     fn response_beat(&mut self, outputs: &Outputs) {
@@ -625,25 +570,24 @@ impl<B: Backend> Harness<B> {
     }
 }
 
-impl<B: Backend> RegisterAccess for Harness<B> {
+impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> RegisterAccess for CoreHarness<B> {
     fn read(&mut self, offset: u16) -> u64 {
-        self.mmio.push_back(Mmio::Read(offset));
-        let wanted = self.mmio_results.len() + self.mmio.len() + self.mmio_reads.len();
+        self.mmio.read(offset);
         let start = self.now;
-        while self.mmio_results.len() < wanted {
+        while self.mmio.pending() > 0 {
             self.step();
             assert!(
                 self.now - start < 1_000_000,
                 "register read of {offset:#x} never answered"
             );
         }
-        self.mmio_results.pop_back().expect("the read's result")
+        self.mmio.take_result().expect("the read's result")
     }
 
     fn write(&mut self, offset: u16, value: u64) {
-        self.mmio.push_back(Mmio::Write(offset, value));
+        self.mmio.write(offset, value);
         let start = self.now;
-        while !self.mmio.is_empty() {
+        while self.mmio.pending() > 0 {
             self.step();
             assert!(
                 self.now - start < 1_000_000,
@@ -663,12 +607,7 @@ fn check_stalls(stalls: &Stalls) {
         stalls.memory_request,
         stalls.memory_response,
     ] {
-        if let Stall::Random(probability) = stall {
-            assert!(
-                (0.0..=1.0).contains(&probability),
-                "a stall probability must be within 0 and 1, not {probability}"
-            );
-        }
+        stall.check();
     }
 }
 

@@ -1,0 +1,649 @@
+//! Drives the whole NI (`npmu_ni`) as a host and its driver would: registers through MMIO,
+//! descriptors in submission rings in host memory, completions polled from completion
+//! rings, host memory behind the DMA port, persistent memory behind the memory port.
+//!
+//! The golden model runs alongside: each register write is applied to it the clock the NI
+//! takes it, after which it runs whatever the queues hold at once, against its own copy of
+//! host memory. Every completion the NI writes must equal, byte for byte, the one the model
+//! wrote to the same slot; persistent and host memory are compared when the device is idle.
+//! Queues must not race on the same bytes for that comparison to hold.
+
+use crate::backend::Backend;
+use crate::core_harness::WAVEFORM_DIRECTORY;
+use crate::host_port::HostPort;
+use crate::memory_port::MemoryPort;
+use crate::mmio::MmioMaster;
+use crate::monitor::Monitor;
+use crate::ports::network_interface::{Inputs, Outputs};
+use crate::stall::Stall;
+use crate::verilated::VerilatedNetworkInterface;
+use crate::SimError;
+use npmu_abi::program::{self, QueueError, QueueSettings, RegisterAccess};
+use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use npmu_abi::registers::{self as reg, queue_offset, status};
+use npmu_abi::Config;
+use npmu_model::{HostMemory, Memory, NetworkInterface, SparseMemory};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::path::Path;
+use thiserror::Error;
+use zerocopy::{FromBytes, IntoBytes};
+
+/// Back-pressure on each channel the harness drives.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DeviceStalls {
+    pub mmio_request: Stall,
+    pub mmio_response: Stall,
+    pub dma_read_request: Stall,
+    /// Gaps between read completion beats.
+    pub dma_read_completion: Stall,
+    pub dma_write: Stall,
+    pub dma_write_response: Stall,
+    pub interrupt: Stall,
+    pub memory_request: Stall,
+    pub memory_response: Stall,
+}
+
+impl DeviceStalls {
+    pub const NONE: DeviceStalls = DeviceStalls::all(Stall::Never);
+
+    pub const fn all(stall: Stall) -> DeviceStalls {
+        DeviceStalls {
+            mmio_request: stall,
+            mmio_response: stall,
+            dma_read_request: stall,
+            dma_read_completion: stall,
+            dma_write: stall,
+            dma_write_response: stall,
+            interrupt: stall,
+            memory_request: stall,
+            memory_response: stall,
+        }
+    }
+
+    fn check(&self) {
+        for stall in [
+            self.mmio_request,
+            self.mmio_response,
+            self.dma_read_request,
+            self.dma_read_completion,
+            self.dma_write,
+            self.dma_write_response,
+            self.interrupt,
+            self.memory_request,
+            self.memory_response,
+        ] {
+            stall.check();
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct DeviceOptions {
+    pub management_key: u64,
+    pub seed: u64,
+    pub stalls: DeviceStalls,
+    /// Clocks from a DMA request to its completion or response.
+    pub host_latency: u64,
+    /// Answer DMA reads in a random order.
+    pub reorder: bool,
+    /// Clocks from a persistent-memory request to its response.
+    pub memory_latency: u64,
+    /// Check completions, register reads and memory against the golden model.
+    pub golden: bool,
+}
+
+impl Default for DeviceOptions {
+    fn default() -> Self {
+        Self {
+            management_key: 0x6e70_6d75_6b65_7921,
+            seed: 1,
+            stalls: DeviceStalls::NONE,
+            host_latency: 20,
+            reorder: true,
+            memory_latency: 2,
+            golden: true,
+        }
+    }
+}
+
+/// A completion the NI wrote, when the harness saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeviceCompletion {
+    pub queue: u16,
+    pub entry: Completion,
+    pub clock: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Error)]
+pub enum SubmitError {
+    #[error("queue {0} is not set up")]
+    NotSetUp(u16),
+    #[error("queue {0}'s submission ring is full")]
+    Full(u16),
+}
+
+/// What the driver knows of one queue pair.
+#[derive(Clone, Copy, Debug)]
+struct Ring {
+    settings: QueueSettings,
+    tail: u64,
+    /// Next completion slot to read, and the phase it carries on this pass.
+    head: u64,
+    phase: bool,
+    /// Submission slots before this one are free again.
+    submission_head: u64,
+    outstanding: u64,
+}
+
+pub struct DeviceHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
+    backend: B,
+    config: Config,
+    options: DeviceOptions,
+    random: StdRng,
+    now: u64,
+    inputs: Inputs,
+    model: NetworkInterface,
+    model_host: HostMemory,
+    monitor: Monitor,
+    memory: MemoryPort,
+    host: HostPort,
+    mmio: MmioMaster,
+    rings: Vec<Option<Ring>>,
+    completions: Vec<DeviceCompletion>,
+    interrupts: Vec<(u64, u8)>,
+    last_handshake: u64,
+}
+
+impl DeviceHarness<VerilatedNetworkInterface> {
+    /// The Verilator model of `config`, out of reset and initialized.
+    pub fn verilated(config: &Config, options: DeviceOptions) -> Result<Self, SimError> {
+        Ok(Self::new(VerilatedNetworkInterface::new(config)?, options))
+    }
+}
+
+impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
+    /// Wraps `backend`, resets it and waits until it has cleared its tables.
+    ///
+    /// # Panics
+    /// If a random stall's probability is outside 0..=1.
+    pub fn new(backend: B, options: DeviceOptions) -> Self {
+        options.stalls.check();
+        let config = *backend.config();
+        let model = NetworkInterface::new(config, options.management_key, SparseMemory::new())
+            .expect("the backend's configuration is valid");
+        let mut harness = Self {
+            monitor: Monitor::new(&model),
+            memory: MemoryPort::new(config.data_bytes, options.memory_latency),
+            host: HostPort::new(&config, options.host_latency, options.reorder),
+            random: StdRng::seed_from_u64(options.seed),
+            backend,
+            config,
+            options,
+            now: 0,
+            inputs: Inputs::default(),
+            model,
+            model_host: HostMemory::new(),
+            mmio: MmioMaster::default(),
+            rings: vec![None; config.queues as usize],
+            completions: Vec::new(),
+            interrupts: Vec::new(),
+            last_handshake: 0,
+        };
+        if let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) {
+            let name: String = std::thread::current()
+                .name()
+                .unwrap_or("device")
+                .chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect();
+            let path = Path::new(&directory).join(format!("{name}.vcd"));
+            if let Err(error) = harness.trace_to(&path) {
+                tracing::warn!(%error, "no waveform");
+            }
+        }
+        harness.reset();
+        harness
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn model(&self) -> &NetworkInterface {
+        &self.model
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    pub fn monitor(&self) -> &Monitor {
+        &self.monitor
+    }
+
+    pub fn trace_to(&mut self, path: &Path) -> Result<(), SimError> {
+        self.backend.trace_to(path)
+    }
+
+    pub fn set_stalls(&mut self, stalls: DeviceStalls) {
+        stalls.check();
+        self.options.stalls = stalls;
+    }
+
+    /// DMA reads and writes the NI issued so far.
+    pub fn host_traffic(&self) -> (u64, u64) {
+        self.host.traffic()
+    }
+
+    /// Interrupt messages taken so far: clock and vector.
+    pub fn interrupts(&self) -> &[(u64, u8)] {
+        &self.interrupts
+    }
+
+    /// Pulses reset, drops everything in flight, waits for the tables to be cleared.
+    pub fn reset(&mut self) {
+        self.mmio.clear();
+        self.memory.reset();
+        self.host.reset();
+        self.rings.iter_mut().for_each(|ring| *ring = None);
+        self.inputs = Inputs {
+            management_key: self.options.management_key,
+            reset: true,
+            ..Inputs::default()
+        };
+        for _ in 0..2 {
+            self.backend.settle(&self.inputs);
+            self.backend.rising_edge();
+            self.now += 1;
+        }
+        self.inputs.reset = false;
+        self.model.reset();
+        self.monitor.reset(&self.model);
+        let limit = u64::from(self.config.contexts.max(self.config.translation_entries)) + 100;
+        for _ in 0..limit {
+            if !status::INITIALIZING.is_set(RegisterAccess::read(self, reg::STATUS.offset)) {
+                return;
+            }
+        }
+        panic!("the NI was still initializing {limit} register reads after reset");
+    }
+
+    /// Maps host pages for DMA, on the NI's side and the model's.
+    pub fn map_host(&mut self, iova: u64, length: u64) {
+        self.host.memory_mut().map(iova, length);
+        self.model_host.map(iova, length);
+    }
+
+    pub fn unmap_host(&mut self, iova: u64, length: u64) {
+        self.host.memory_mut().unmap(iova, length);
+        self.model_host.unmap(iova, length);
+    }
+
+    /// What the CPU writes to host memory, mapped or not.
+    pub fn write_host(&mut self, iova: u64, data: &[u8]) {
+        self.host.memory_mut().contents_mut().write(iova, data);
+        self.model_host.contents_mut().write(iova, data);
+    }
+
+    /// What the CPU reads from host memory.
+    pub fn read_host(&self, iova: u64, length: usize) -> Vec<u8> {
+        let mut bytes = vec![0; length];
+        self.host.memory().contents().read(iova, &mut bytes);
+        bytes
+    }
+
+    /// Sets a queue pair up and enables it; its rings must be mapped.
+    pub fn set_up_queue(&mut self, queue: u16, settings: &QueueSettings) -> Result<(), QueueError> {
+        self.rings[usize::from(queue)] = None;
+        program::set_up_queue(self, queue, settings)?;
+        self.rings[usize::from(queue)] = Some(Ring {
+            settings: *settings,
+            tail: 0,
+            head: 0,
+            phase: true,
+            submission_head: 0,
+            outstanding: 0,
+        });
+        Ok(())
+    }
+
+    /// Writes a descriptor into the queue's next submission slot and rings the doorbell.
+    pub fn submit(&mut self, queue: u16, descriptor: &Descriptor) -> Result<(), SubmitError> {
+        let ring = self.rings[usize::from(queue)]
+            .as_mut()
+            .ok_or(SubmitError::NotSetUp(queue))?;
+        let entries = u64::from(ring.settings.submission_entries);
+        let next = (ring.tail + 1) % entries;
+        if next == ring.submission_head {
+            return Err(SubmitError::Full(queue));
+        }
+        let slot = ring.settings.submission_base + ring.tail * u64::from(DESCRIPTOR_BYTES);
+        ring.tail = next;
+        ring.outstanding += 1;
+        self.write_host(slot, descriptor.as_bytes());
+        self.mmio
+            .write(queue_offset(queue, reg::queue::SQ_TAIL), next);
+        Ok(())
+    }
+
+    /// Descriptors submitted and not yet completed, on every queue.
+    pub fn outstanding(&self) -> u64 {
+        self.rings
+            .iter()
+            .flatten()
+            .map(|ring| ring.outstanding)
+            .sum()
+    }
+
+    pub fn take_completions(&mut self) -> Vec<DeviceCompletion> {
+        std::mem::take(&mut self.completions)
+    }
+
+    /// Runs until every submitted descriptor has completed and every register access is
+    /// done; panics if no channel moves for [`crate::HANG_CLOCKS`] clocks.
+    pub fn run_until_idle(&mut self) {
+        self.last_handshake = self.now;
+        while self.outstanding() > 0 || self.mmio.pending() > 0 {
+            self.step();
+            assert!(
+                self.now - self.last_handshake < crate::HANG_CLOCKS,
+                "the NI hung: no handshake for {} clocks with {} descriptors outstanding",
+                crate::HANG_CLOCKS,
+                self.outstanding()
+            );
+        }
+    }
+
+    /// Fails unless persistent and host memory equal the golden model's.
+    pub fn check_memory(&self) {
+        if let Some(address) = self.memory.memory().first_difference(self.model.memory()) {
+            panic!("persistent memory differs from the golden model's at {address:#x}");
+        }
+        let host = self.host.memory().contents();
+        if let Some(address) = host.first_difference(self.model_host.contents()) {
+            panic!("host memory differs from the golden model's at {address:#x}");
+        }
+    }
+
+    fn stalled(&mut self, stall: Stall, phase: u64) -> bool {
+        stall.holds(&mut self.random, self.now, phase)
+    }
+
+    /// One clock: offer inputs, settle, check, account for every handshake, clock edge.
+    pub fn step(&mut self) {
+        let stalls = self.options.stalls;
+        let now = self.now;
+        let mut inputs = self.inputs;
+
+        if !inputs.mmio_request_valid && !self.stalled(stalls.mmio_request, 0) {
+            if let Some((write, offset, value)) = self.mmio.offer() {
+                inputs.mmio_request_valid = true;
+                inputs.mmio_request_write = write;
+                inputs.mmio_request_address = offset;
+                inputs.mmio_request_write_data = value;
+            }
+        }
+        let gap = self.stalled(stalls.dma_read_completion, 1);
+        let beat = self.host.completion(now, &mut self.random, gap);
+        inputs.dma_read_completion_valid = beat.is_some();
+        if let Some(beat) = beat {
+            inputs.dma_read_completion_tag = beat.tag;
+            inputs.dma_read_completion_data = beat.data;
+            inputs.dma_read_completion_last = beat.last;
+            inputs.dma_read_completion_error = beat.error;
+        }
+        if !inputs.dma_write_response_valid && !self.stalled(stalls.dma_write_response, 2) {
+            if let Some(refused) = self.host.write_response(now) {
+                inputs.dma_write_response_valid = true;
+                inputs.dma_write_response_error = refused;
+            }
+        }
+        if !inputs.memory_response_valid && !self.stalled(stalls.memory_response, 3) {
+            if let Some(data) = self.memory.response(now) {
+                inputs.memory_response_valid = true;
+                inputs.memory_response_data = data;
+            }
+        }
+        inputs.mmio_response_ready = !self.stalled(stalls.mmio_response, 0);
+        inputs.dma_read_request_ready = !self.stalled(stalls.dma_read_request, 1);
+        inputs.dma_write_ready = !self.stalled(stalls.dma_write, 2);
+        inputs.interrupt_ready = !self.stalled(stalls.interrupt, 3);
+        inputs.memory_request_ready = !self.stalled(stalls.memory_request, 0);
+
+        let outputs = self.backend.settle(&inputs);
+        self.check_offers(now, &inputs, &outputs);
+
+        let mmio_taken = inputs.mmio_request_valid && outputs.mmio_request_ready;
+        let read_taken = outputs.dma_read_request_valid && inputs.dma_read_request_ready;
+        let completion_taken =
+            inputs.dma_read_completion_valid && outputs.dma_read_completion_ready;
+        let write_taken = outputs.dma_write_valid && inputs.dma_write_ready;
+        let write_response_taken =
+            inputs.dma_write_response_valid && outputs.dma_write_response_ready;
+        let interrupt_taken = outputs.interrupt_valid && inputs.interrupt_ready;
+        let memory_request_taken = outputs.memory_request_valid && inputs.memory_request_ready;
+        let memory_response_taken = inputs.memory_response_valid && outputs.memory_response_ready;
+        let mmio_response_taken = outputs.mmio_response_valid && inputs.mmio_response_ready;
+        if mmio_taken
+            || read_taken
+            || completion_taken
+            || write_taken
+            || write_response_taken
+            || interrupt_taken
+            || memory_request_taken
+            || memory_response_taken
+            || mmio_response_taken
+        {
+            self.last_handshake = now;
+        }
+
+        if mmio_taken {
+            let quiescent = self.outstanding() == 0;
+            let golden = self.options.golden;
+            self.mmio
+                .taken(now, &mut self.model, &mut self.monitor, golden, quiescent);
+            if inputs.mmio_request_write {
+                self.model.process_queues(&mut self.model_host);
+            }
+            inputs.mmio_request_valid = false;
+        }
+        if read_taken {
+            self.host.take_read(
+                now,
+                outputs.dma_read_request_tag,
+                outputs.dma_read_request_address,
+                outputs.dma_read_request_length.into(),
+            );
+        }
+        if completion_taken {
+            self.host.completion_taken();
+        }
+        if write_taken {
+            self.host.take_write_beat(
+                now,
+                outputs.dma_write_address,
+                outputs.dma_write_length.into(),
+                outputs.dma_write_data,
+                outputs.dma_write_byte_enable,
+                outputs.dma_write_last,
+            );
+        }
+        if write_response_taken {
+            self.host.write_response_taken();
+            inputs.dma_write_response_valid = false;
+        }
+        if interrupt_taken {
+            self.interrupts.push((now, outputs.interrupt_vector));
+        }
+        if memory_request_taken {
+            self.monitor.check_memory_request(
+                now,
+                outputs.memory_request_write,
+                outputs.memory_request_address,
+                outputs.memory_request_byte_enable,
+                outputs.memory_request_context,
+            );
+            self.memory.accept(
+                now,
+                outputs.memory_request_write,
+                outputs.memory_request_address,
+                outputs.memory_request_write_data,
+                outputs.memory_request_byte_enable,
+            );
+        }
+        if memory_response_taken {
+            self.memory.take_response();
+            inputs.memory_response_valid = false;
+        }
+        if mmio_response_taken {
+            self.mmio.answered(now, outputs.mmio_response_data);
+        }
+        self.poll_completions(now);
+        if self.outstanding() == 0 {
+            self.monitor.drained();
+        }
+
+        self.backend.rising_edge();
+        self.inputs = inputs;
+        self.now += 1;
+    }
+
+    fn check_offers(&mut self, now: u64, inputs: &Inputs, outputs: &Outputs) {
+        let monitor = &mut self.monitor;
+        monitor.check_offer(
+            now,
+            "memory request",
+            outputs.memory_request_valid,
+            inputs.memory_request_ready,
+            &[
+                outputs.memory_request_write.into(),
+                outputs.memory_request_address,
+                if outputs.memory_request_write {
+                    outputs.memory_request_write_data
+                } else {
+                    0
+                },
+                outputs.memory_request_byte_enable.into(),
+                outputs.memory_request_context.into(),
+            ],
+        );
+        monitor.check_offer(
+            now,
+            "MMIO response",
+            outputs.mmio_response_valid,
+            inputs.mmio_response_ready,
+            &[outputs.mmio_response_data],
+        );
+        monitor.check_offer(
+            now,
+            "DMA read request",
+            outputs.dma_read_request_valid,
+            inputs.dma_read_request_ready,
+            &[
+                outputs.dma_read_request_tag.into(),
+                outputs.dma_read_request_address,
+                outputs.dma_read_request_length.into(),
+            ],
+        );
+        monitor.check_offer(
+            now,
+            "DMA write",
+            outputs.dma_write_valid,
+            inputs.dma_write_ready,
+            &[
+                outputs.dma_write_address,
+                outputs.dma_write_length.into(),
+                outputs.dma_write_data,
+                outputs.dma_write_byte_enable.into(),
+                outputs.dma_write_last.into(),
+            ],
+        );
+        monitor.check_offer(
+            now,
+            "interrupt",
+            outputs.interrupt_valid,
+            inputs.interrupt_ready,
+            &[outputs.interrupt_vector.into()],
+        );
+    }
+
+    /// Reads each completion ring where the next entry would appear, as a driver polls.
+    fn poll_completions(&mut self, now: u64) {
+        for queue in 0..self.rings.len() {
+            let Some(ring) = self.rings[queue] else {
+                continue;
+            };
+            let entry_address =
+                ring.settings.completion_base + ring.head * u64::from(COMPLETION_BYTES);
+            let mut phase = [0u8];
+            self.host
+                .memory()
+                .contents()
+                .read(entry_address + u64::from(COMPLETION_BYTES) - 1, &mut phase);
+            if (phase[0] & 1 == 1) != ring.phase {
+                continue;
+            }
+            let mut bytes = [0u8; COMPLETION_BYTES as usize];
+            self.host
+                .memory()
+                .contents()
+                .read(entry_address, &mut bytes);
+            let entry = Completion::read_from_bytes(&bytes).expect("16 bytes");
+            if self.options.golden {
+                let mut expected = [0u8; COMPLETION_BYTES as usize];
+                self.model_host
+                    .contents()
+                    .read(entry_address, &mut expected);
+                let expected = Completion::read_from_bytes(&expected).expect("16 bytes");
+                assert_eq!(
+                    entry, expected,
+                    "clock {now}: queue {queue}'s completion {} differs from the golden model's",
+                    ring.head
+                );
+            }
+            let ring = self.rings[queue].as_mut().unwrap();
+            ring.head = (ring.head + 1) % u64::from(ring.settings.completion_entries);
+            if ring.head == 0 {
+                ring.phase = !ring.phase;
+            }
+            ring.submission_head = entry.submission_head.get().into();
+            ring.outstanding -= 1;
+            let head = ring.head;
+            self.mmio
+                .write(queue_offset(queue as u16, reg::queue::CQ_HEAD), head);
+            self.completions.push(DeviceCompletion {
+                queue: queue as u16,
+                entry,
+                clock: now,
+            });
+        }
+    }
+}
+
+impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> RegisterAccess for DeviceHarness<B> {
+    fn read(&mut self, offset: u16) -> u64 {
+        self.mmio.read(offset);
+        let start = self.now;
+        while self.mmio.pending() > 0 {
+            self.step();
+            assert!(
+                self.now - start < 1_000_000,
+                "register read of {offset:#x} never answered"
+            );
+        }
+        self.mmio.take_result().expect("the read's result")
+    }
+
+    fn write(&mut self, offset: u16, value: u64) {
+        self.mmio.write(offset, value);
+        let start = self.now;
+        while self.mmio.pending() > 0 {
+            self.step();
+            assert!(
+                self.now - start < 1_000_000,
+                "register write of {offset:#x} never taken"
+            );
+        }
+    }
+}
