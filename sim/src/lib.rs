@@ -11,6 +11,7 @@
 pub mod backend;
 mod core_harness;
 mod device_harness;
+pub mod device_traffic;
 mod host_port;
 mod memory_port;
 mod mmio;

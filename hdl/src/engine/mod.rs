@@ -108,7 +108,10 @@ pub struct CommandEngine<
     writer: DmaWriter<DATA_BITS, STROBE_BITS, DEPTH_BITS>,
     completer: Completer,
 
+    /// A data read was offered and not taken: it keeps the port.
+    data_read_offered: DFF<bool>,
     fetching: Signal<Local, bool>,
+    fetcher_chosen: Signal<Local, bool>,
     for_fetcher: Signal<Local, bool>,
     fetch_tag_bit: Constant<Bits<32>>,
 }
@@ -202,7 +205,9 @@ impl<
             retirer: Retirer::new(),
             writer: DmaWriter::new(config),
             completer: Completer::new(),
+            data_read_offered: Default::default(),
             fetching: Default::default(),
+            fetcher_chosen: Default::default(),
             for_fetcher: Default::default(),
             fetch_tag_bit: Constant::new(u64::from(FETCH_TAG_BASE.trailing_zeros()).into()),
         }
@@ -230,6 +235,7 @@ impl<
 {
     #[hdl_gen]
     fn update(&mut self) {
+        dff_setup!(self, clock, data_read_offered);
         clock!(
             self,
             clock,
@@ -278,20 +284,27 @@ impl<
         self.queues.fetch_failed_queue.next = self.assembler.fetch_failed_queue.val();
         self.queues.fetch_failed_count.next = self.assembler.fetch_failed_count.val();
 
-        // DMA reads: descriptor fetches first; completions go by tag.
+        // DMA reads: descriptor fetches first, unless a data read is already on offer;
+        // completions go by tag.
+        self.fetcher_chosen.next =
+            self.fetcher.dma_request_valid.val() && !self.data_read_offered.q.val();
         self.dma_read_request_valid.next =
             self.fetcher.dma_request_valid.val() || self.reader.dma_request_valid.val();
         self.dma_read_request_tag.next = self.reader.dma_request_tag.val();
         self.dma_read_request_address.next = self.reader.dma_request_address.val();
         self.dma_read_request_length.next = self.reader.dma_request_length.val();
-        if self.fetcher.dma_request_valid.val() {
+        if self.fetcher_chosen.val() {
             self.dma_read_request_tag.next = self.fetcher.dma_request_tag.val();
             self.dma_read_request_address.next = self.fetcher.dma_request_address.val();
             self.dma_read_request_length.next = self.fetcher.dma_request_length.val();
         }
-        self.fetcher.dma_request_ready.next = self.dma_read_request_ready.val();
+        self.fetcher.dma_request_ready.next =
+            self.dma_read_request_ready.val() && self.fetcher_chosen.val();
         self.reader.dma_request_ready.next =
-            self.dma_read_request_ready.val() && !self.fetcher.dma_request_valid.val();
+            self.dma_read_request_ready.val() && !self.fetcher_chosen.val();
+        self.data_read_offered.d.next = !self.fetcher_chosen.val()
+            && self.reader.dma_request_valid.val()
+            && !self.dma_read_request_ready.val();
         self.dma_read_completion_ready.next = true;
         self.for_fetcher.next = self
             .dma_read_completion_tag

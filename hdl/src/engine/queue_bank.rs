@@ -32,7 +32,8 @@ pub struct QueueBank<const QUEUES: usize> {
     pub mmio_read_data: Signal<Out, Bits<64>>,
     pub mmio_hit: Signal<Out, bool>,
 
-    /// A batch of descriptors to fetch: `fetch_count` from slot `fetch_slot` of a queue.
+    /// A batch of descriptors to fetch: `fetch_count` from slot `fetch_slot` of a queue;
+    /// its slots and completion credits are already counted as taken.
     pub fetch_valid: Signal<Out, bool>,
     pub fetch_ready: Signal<In, bool>,
     pub fetch_address: Signal<Out, Bits<64>>,
@@ -80,6 +81,13 @@ pub struct QueueBank<const QUEUES: usize> {
     pending_interrupts: [DFF<Bits<8>>; QUEUES],
     interrupt_timer: [DFF<Bits<16>>; QUEUES],
     turn: DFF<Bits<4>>,
+    // A fetch on offer, held unchanged until the reader takes it.
+    offering: DFF<bool>,
+    offer_address: DFF<Bits<64>>,
+    offer_length: DFF<Bits<DMA_LENGTH_BITS>>,
+    offer_queue: DFF<Bits<4>>,
+    offer_slot: DFF<Bits<16>>,
+    offer_count: DFF<Bits<8>>,
 
     // The queue a register access names.
     window: Signal<Local, bool>,
@@ -140,6 +148,9 @@ pub struct QueueBank<const QUEUES: usize> {
     completing_cq_tail: Signal<Local, Bits<16>>,
     interrupting: Signal<Local, bool>,
     interrupt_queue: Signal<Local, Bits<4>>,
+    interrupt_sent: Signal<Local, bool>,
+    interrupt_offered: DFF<bool>,
+    interrupt_offered_queue: DFF<Bits<4>>,
 
     queue_numbers: [Constant<Bits<4>>; QUEUES],
     queue_vectors: [Constant<Bits<8>>; QUEUES],
@@ -246,6 +257,12 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             pending_interrupts: std::array::from_fn(|_| Default::default()),
             interrupt_timer: std::array::from_fn(|_| Default::default()),
             turn: Default::default(),
+            offering: Default::default(),
+            offer_address: Default::default(),
+            offer_length: Default::default(),
+            offer_queue: Default::default(),
+            offer_slot: Default::default(),
+            offer_count: Default::default(),
             window: Default::default(),
             target: Default::default(),
             register: Default::default(),
@@ -301,6 +318,9 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             completing_cq_tail: Default::default(),
             interrupting: Default::default(),
             interrupt_queue: Default::default(),
+            interrupt_sent: Default::default(),
+            interrupt_offered: Default::default(),
+            interrupt_offered_queue: Default::default(),
             queue_numbers: std::array::from_fn(|q| Constant::new((q as u64).into())),
             queue_vectors: std::array::from_fn(|q| Constant::new((q as u64).into())),
             last_queue: Constant::new((QUEUES as u64 - 1).into()),
@@ -373,7 +393,19 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
 impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, turn);
+        dff_setup!(
+            self,
+            clock,
+            turn,
+            offering,
+            offer_address,
+            offer_length,
+            offer_queue,
+            offer_slot,
+            offer_count,
+            interrupt_offered,
+            interrupt_offered_queue
+        );
         for q in 0..QUEUES {
             self.sq_base[q].clock.next = self.clock.val();
             self.sq_base[q].d.next = self.sq_base[q].q.val();
@@ -610,17 +642,32 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         if self.credits.val() < self.batch.val() {
             self.batch.next = self.credits.val();
         }
-        self.fetch_valid.next = self.turn_running.val()
+        // A batch is claimed (its slots and completion credits taken) when it goes on offer,
+        // and offered unchanged until the reader takes it.
+        self.fetching.next = !self.offering.q.val()
+            && self.turn_running.val()
             && (self.batch.val() != self.zero_16.val())
             && !self.reset.val();
-        self.fetch_address.next = self.slot_address.val();
-        // At most a read block of descriptors, so eight bits hold the count.
-        self.fetch_length.next = bit_cast::<DMA_LENGTH_BITS, 8>(self.batch.val().get_bits::<8>(0))
-            << self.descriptor_shift.val();
-        self.fetch_queue.next = self.turn.q.val();
-        self.fetch_slot.next = self.turn_sq_head.val();
-        self.fetch_count.next = self.batch.val().get_bits::<8>(0);
-        self.fetching.next = self.fetch_valid.val() && self.fetch_ready.val();
+        if self.fetching.val() {
+            self.offering.d.next = true;
+            self.offer_address.d.next = self.slot_address.val();
+            // At most a read block of descriptors, so eight bits hold the count.
+            self.offer_length.d.next =
+                bit_cast::<DMA_LENGTH_BITS, 8>(self.batch.val().get_bits::<8>(0))
+                    << self.descriptor_shift.val();
+            self.offer_queue.d.next = self.turn.q.val();
+            self.offer_slot.d.next = self.turn_sq_head.val();
+            self.offer_count.d.next = self.batch.val().get_bits::<8>(0);
+        }
+        self.fetch_valid.next = self.offering.q.val();
+        self.fetch_address.next = self.offer_address.q.val();
+        self.fetch_length.next = self.offer_length.q.val();
+        self.fetch_queue.next = self.offer_queue.q.val();
+        self.fetch_slot.next = self.offer_slot.q.val();
+        self.fetch_count.next = self.offer_count.q.val();
+        if self.offering.q.val() && self.fetch_ready.val() {
+            self.offering.d.next = false;
+        }
         self.turn.d.next = self.turn.q.val() + self.one_4.val();
         if self.turn.q.val() == self.last_queue.val() {
             self.turn.d.next = self.zero_4.val();
@@ -673,8 +720,17 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.interrupt_queue.next = self.queue_numbers[q].val();
             }
         }
-        self.interrupt_valid.next = self.interrupting.val() && !self.reset.val();
-        self.interrupt_vector.next = bit_cast::<8, 4>(self.interrupt_queue.val());
+        // The message goes on offer and stays, unchanged, until taken.
+        if !self.interrupt_offered.q.val() && self.interrupting.val() {
+            self.interrupt_offered.d.next = true;
+            self.interrupt_offered_queue.d.next = self.interrupt_queue.val();
+        }
+        self.interrupt_valid.next = self.interrupt_offered.q.val();
+        self.interrupt_vector.next = bit_cast::<8, 4>(self.interrupt_offered_queue.q.val());
+        self.interrupt_sent.next = self.interrupt_offered.q.val() && self.interrupt_ready.val();
+        if self.interrupt_sent.val() {
+            self.interrupt_offered.d.next = false;
+        }
 
         // Each queue's state takes the clock's events.
         for q in 0..QUEUES {
@@ -729,9 +785,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.interrupt_timer[q].d.next =
                     self.interrupt_timer[q].q.val() + self.one_16.val();
             }
-            if self.interrupting.val()
-                && self.interrupt_ready.val()
-                && (self.interrupt_queue.val() == self.queue_numbers[q].val())
+            if self.interrupt_sent.val()
+                && (self.interrupt_offered_queue.q.val() == self.queue_numbers[q].val())
             {
                 self.pending_interrupts[q].d.next = self.zero_8.val();
                 if self.acknowledged[q].val() {
@@ -796,6 +851,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         }
         if self.reset.val() {
             self.turn.d.next = self.zero_4.val();
+            self.offering.d.next = false;
+            self.interrupt_offered.d.next = false;
         }
     }
 }

@@ -1,0 +1,212 @@
+//! Random but reproducible work for the whole NI: per queue, its own rings, host buffers
+//! (with a page the IOMMU refuses in each) and contexts (bound to the queue, over their own
+//! persistent-memory pages, with holes), and descriptors that mostly pass and sometimes
+//! break each rule. Queues never touch each other's bytes, and writes take their data from
+//! a buffer reads never fill (a driver reuses a buffer only once its descriptor completed),
+//! so the golden model, which runs each queue's descriptors at its doorbell, sees what the
+//! NI sees.
+
+use crate::backend::Backend;
+use crate::device_harness::DeviceHarness;
+use crate::ports::network_interface::{Inputs, Outputs};
+use npmu_abi::program::{self, ContextSettings, QueueSettings};
+use npmu_abi::queue::{Descriptor, Opcode};
+use npmu_abi::Config;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Pages of persistent memory and translation entries each queue owns.
+const PAGES_PER_QUEUE: u32 = 64;
+/// Bytes of each of a queue's two host buffers: one writes read, one reads fill.
+const BUFFER_BYTES: u64 = 128 << 10;
+
+#[derive(Clone, Copy, Debug)]
+struct ContextInfo {
+    id: u16,
+    key: u32,
+    base: u64,
+    bytes: u64,
+}
+
+struct QueueLayout {
+    contexts: Vec<ContextInfo>,
+    buffer: u64,
+}
+
+pub struct DeviceTraffic {
+    random: StdRng,
+    config: Config,
+    queues: Vec<QueueLayout>,
+}
+
+/// Where queue `queue`'s rings live.
+pub fn ring_settings(queue: u16, entries: u32) -> QueueSettings {
+    let base = 0x1000_0000 + u64::from(queue) * 0x10_0000;
+    QueueSettings {
+        submission_base: base,
+        submission_entries: entries,
+        completion_base: base + 0x8_0000,
+        completion_entries: entries,
+        interrupts: true,
+        coalesce_count: 4,
+        coalesce_clocks: 200,
+    }
+}
+
+impl DeviceTraffic {
+    /// Unlocks the device and sets up every queue with its rings, buffer and contexts.
+    pub fn set_up<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
+        device: &mut DeviceHarness<B>,
+        management_key: u64,
+        seed: u64,
+    ) -> Self {
+        let config = *device.config();
+        let mut random = StdRng::seed_from_u64(seed);
+        program::unlock(device, management_key).expect("unlocking");
+        let page = config.page_bytes();
+        let pages_per_queue = PAGES_PER_QUEUE.min(config.translation_entries / config.queues);
+        let mut queues = Vec::new();
+        for queue in 0..config.queues as u16 {
+            let entries = [16, 64, 256][random.gen_range(0..3)];
+            let rings = ring_settings(queue, entries);
+            device.map_host(rings.submission_base, 0x10_0000);
+            device
+                .set_up_queue(queue, &rings)
+                .expect("setting up a queue");
+            let buffer = 0x4000_0000 + u64::from(queue) * 0x100_0000;
+            device.map_host(buffer, 2 * BUFFER_BYTES);
+            // A page the IOMMU refuses in each, so some transfers meet a DMA fault midway.
+            for half in [buffer, buffer + BUFFER_BYTES] {
+                device.unmap_host(half + random.gen_range(8..BUFFER_BYTES / 4096) * 4096, 1);
+            }
+            let memory_pages = (config.memory_pages as u32 / config.queues).max(1);
+            let first_entry = u32::from(queue) * pages_per_queue;
+            let mapping: Vec<Option<u32>> = (0..pages_per_queue)
+                .map(|_| {
+                    random.gen_bool(0.97).then(|| {
+                        u32::from(queue) * memory_pages + random.gen_range(0..memory_pages)
+                    })
+                })
+                .collect();
+            program::write_entries(device, first_entry, &mapping).expect("mapping");
+            let mut contexts = Vec::new();
+            // Read and write for this queue; read-only; bound to another queue.
+            for (index, (write, initiator)) in [(true, queue), (false, queue), (true, queue ^ 1)]
+                .into_iter()
+                .enumerate()
+            {
+                let id = queue * 4 + index as u16;
+                let pages = pages_per_queue / 2;
+                let offset = index as u32 * pages_per_queue / 4;
+                let base = (u64::from(queue) + 1) << 36 | (index as u64) << 28;
+                let settings = ContextSettings {
+                    tag: random.gen(),
+                    read: true,
+                    write,
+                    initiator: Some(initiator),
+                    base,
+                    pages,
+                    first_entry: first_entry + offset,
+                };
+                let key = program::register_context(device, id, &settings).expect("context");
+                contexts.push(ContextInfo {
+                    id,
+                    key,
+                    base,
+                    bytes: u64::from(pages) * page,
+                });
+            }
+            queues.push(QueueLayout { contexts, buffer });
+        }
+        Self {
+            random,
+            config,
+            queues,
+        }
+    }
+
+    pub fn random(&mut self) -> &mut StdRng {
+        &mut self.random
+    }
+
+    /// A descriptor for `queue`: mostly transfers that pass, some of every kind of failure.
+    pub fn descriptor(&mut self, queue: u16) -> Descriptor {
+        let random = &mut self.random;
+        let layout = &self.queues[usize::from(queue)];
+        let tag: u32 = random.gen();
+        let kind = random.gen_range(0..100);
+        if kind < 3 {
+            return Descriptor {
+                opcode: Opcode::Nop as u8,
+                tag: tag.into(),
+                ..Descriptor::default()
+            };
+        }
+        if kind < 5 {
+            return Descriptor {
+                opcode: Opcode::Flush as u8,
+                tag: tag.into(),
+                ..Descriptor::default()
+            };
+        }
+        let context = if random.gen_bool(0.8) {
+            layout.contexts[0]
+        } else {
+            layout.contexts[random.gen_range(0..layout.contexts.len())]
+        };
+        let length: u32 = match random.gen_range(0..10) {
+            0..=3 => random.gen_range(1..=64),
+            4..=7 => random.gen_range(1..=1024),
+            _ => random.gen_range(1..=8192),
+        };
+        let room = context.bytes.saturating_sub(u64::from(length));
+        let address = if random.gen_bool(0.02) {
+            context.base + room + random.gen_range(1..64)
+        } else {
+            context.base + random.gen_range(0..=room)
+        };
+        let host_room = BUFFER_BYTES - u64::from(length);
+        let opcode = if random.gen() {
+            Opcode::Write
+        } else {
+            Opcode::Read
+        };
+        let buffer = match opcode {
+            Opcode::Write => layout.buffer,
+            _ => layout.buffer + BUFFER_BYTES,
+        };
+        let mut descriptor = Descriptor {
+            opcode: opcode as u8,
+            context: context.id.into(),
+            key: context.key.into(),
+            address: address.into(),
+            host_address: (buffer + random.gen_range(0..=host_room)).into(),
+            length: length.into(),
+            tag: tag.into(),
+            ..Descriptor::default()
+        };
+        match kind {
+            5..=6 => descriptor.key = (context.key ^ 0x100).into(),
+            7 => descriptor.flags = 1,
+            8 => descriptor.opcode = random.gen_range(4..=255),
+            9 => descriptor.length = 0.into(),
+            10 => descriptor.length = (self.config.max_request_bytes + 1).into(),
+            // Never registered, and beyond the context table.
+            11 => descriptor.context = (queue * 4 + 3).into(),
+            12 => descriptor.context = (self.config.contexts as u16).wrapping_add(queue).into(),
+            _ => {}
+        }
+        descriptor
+    }
+
+    /// Data for the CPU to leave in each queue's write buffer.
+    pub fn fill_buffers<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
+        &mut self,
+        device: &mut DeviceHarness<B>,
+    ) {
+        for layout in &self.queues {
+            let bytes: Vec<u8> = (0..BUFFER_BYTES).map(|_| self.random.gen()).collect();
+            device.write_host(layout.buffer, &bytes);
+        }
+    }
+}
