@@ -134,6 +134,8 @@ struct Ring {
     /// Submission slots before this one are free again.
     submission_head: u64,
     outstanding: u64,
+    /// The driver leaves the completion ring alone, as if busy elsewhere.
+    paused: bool,
 }
 
 pub struct DeviceHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
@@ -152,6 +154,7 @@ pub struct DeviceHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
     rings: Vec<Option<Ring>>,
     completions: Vec<DeviceCompletion>,
     interrupts: Vec<(u64, u8)>,
+    doorbells: Vec<(u64, u16)>,
     last_handshake: u64,
 }
 
@@ -188,6 +191,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             rings: vec![None; config.queues as usize],
             completions: Vec::new(),
             interrupts: Vec::new(),
+            doorbells: Vec::new(),
             last_handshake: 0,
         };
         if let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) {
@@ -234,6 +238,11 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
     /// DMA reads and writes the NI issued so far.
     pub fn host_traffic(&self) -> (u64, u64) {
         self.host.traffic()
+    }
+
+    /// Persistent-memory requests taken and not yet answered.
+    pub fn memory_in_flight(&self) -> usize {
+        self.memory.in_flight()
     }
 
     /// Interrupt messages taken so far: clock and vector.
@@ -293,9 +302,13 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         bytes
     }
 
-    /// Sets a queue pair up and enables it; its rings must be mapped.
+    /// Sets a queue pair up and enables it; its rings must be mapped. The completion ring
+    /// is cleared first, as a driver must: entries left from an earlier use of the ring
+    /// would carry the phase the new pass starts with.
     pub fn set_up_queue(&mut self, queue: u16, settings: &QueueSettings) -> Result<(), QueueError> {
         self.rings[usize::from(queue)] = None;
+        let ring_bytes = u64::from(settings.completion_entries) * u64::from(COMPLETION_BYTES);
+        self.write_host(settings.completion_base, &vec![0; ring_bytes as usize]);
         program::set_up_queue(self, queue, settings)?;
         self.rings[usize::from(queue)] = Some(Ring {
             settings: *settings,
@@ -304,8 +317,27 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             phase: true,
             submission_head: 0,
             outstanding: 0,
+            paused: false,
         });
         Ok(())
+    }
+
+    /// Stops (or resumes) reading and releasing `queue`'s completions.
+    pub fn pause_completions(&mut self, queue: u16, paused: bool) {
+        if let Some(ring) = self.rings[usize::from(queue)].as_mut() {
+            ring.paused = paused;
+        }
+    }
+
+    /// Forgets what the driver knew of `queue`, after the test reset or disabled it behind
+    /// the driver's back; its outstanding descriptors no longer count.
+    pub fn forget_queue(&mut self, queue: u16) {
+        self.rings[usize::from(queue)] = None;
+    }
+
+    /// Clocks at which the NI took a submission doorbell, with its queue.
+    pub fn doorbells(&self) -> &[(u64, u16)] {
+        &self.doorbells
     }
 
     /// Writes a descriptor into the queue's next submission slot and rings the doorbell.
@@ -439,6 +471,11 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         }
 
         if mmio_taken {
+            if let Some((queue, reg::queue::SQ_TAIL)) = reg::queue_at(inputs.mmio_request_address) {
+                if inputs.mmio_request_write {
+                    self.doorbells.push((now, queue));
+                }
+            }
             let quiescent = self.outstanding() == 0;
             let golden = self.options.golden;
             self.mmio
@@ -571,7 +608,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
     /// Reads each completion ring where the next entry would appear, as a driver polls.
     fn poll_completions(&mut self, now: u64) {
         for queue in 0..self.rings.len() {
-            let Some(ring) = self.rings[queue] else {
+            let Some(ring) = self.rings[queue].filter(|ring| !ring.paused) else {
                 continue;
             };
             let entry_address =

@@ -50,6 +50,11 @@ impl MemoryPort {
             .map(|(_, data)| *data)
     }
 
+    /// Requests taken and not yet answered.
+    pub fn in_flight(&self) -> usize {
+        self.responses.len()
+    }
+
     pub fn take_response(&mut self) {
         self.responses.pop_front();
     }

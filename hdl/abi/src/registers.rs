@@ -259,7 +259,8 @@ pub mod queue_status {
     pub const FETCH_ERROR: Field = Field::bit(11);
     /// Writing a completion met a DMA fault; that completion is lost.
     pub const COMPLETION_ERROR: Field = Field::bit(12);
-    /// A configuration write while enabled, or a doorbell while disabled; it was ignored.
+    /// A configuration write while enabled, a doorbell while disabled, or enabling while
+    /// descriptors are still in flight; it was ignored.
     pub const REFUSED_WRITE: Field = Field::bit(13);
 }
 

@@ -1,6 +1,8 @@
 //! Set-ups shared by the simulation tests.
 #![allow(dead_code)]
 
+pub mod device;
+
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::{Config, Operation, Request};
 use npmu_sim::{CoreHarness, HarnessOptions, VerilatedCore};

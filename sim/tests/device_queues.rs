@@ -1,0 +1,325 @@
+//! The host's mistakes with queues, one by one: each is refused with its own sticky status
+//! bit, never hangs the NI, and leaves the other queues running; and a queue can be
+//! disabled and started afresh without a reset of the NI.
+
+mod common;
+
+use common::device::*;
+use npmu_abi::field::Field;
+use npmu_abi::program::{QueueError, QueueSettings, RegisterAccess};
+use npmu_abi::queue::{Opcode, COMPLETION_BYTES};
+use npmu_abi::registers::{queue, queue_control, queue_offset, queue_status, Register};
+use npmu_abi::Config;
+use npmu_sim::device_traffic::ring_settings;
+use npmu_sim::DeviceOptions;
+use rstest::rstest;
+
+const OTHER_QUEUE: u16 = 2;
+
+fn register(device: &mut Device, queue: u16, register: Register) -> u64 {
+    device.read(queue_offset(queue, register))
+}
+
+fn status_has(device: &mut Device, queue: u16, field: Field) -> bool {
+    field.is_set(register(device, queue, queue::STATUS))
+}
+
+/// Every queue still completes descriptors.
+fn assert_queues_work(device: &mut Device, key: u32) {
+    let completions = run(
+        device,
+        QUEUE,
+        &[
+            write(key, 0, SOURCE, 64, 1),
+            read(key, 0, DESTINATION, 64, 2),
+        ],
+    );
+    assert_eq!(
+        completions.iter().map(|c| c.status).collect::<Vec<_>>(),
+        [0, 0]
+    );
+    for queue in (0..Config::SIM.queues as u16).filter(|queue| *queue != QUEUE) {
+        assert_eq!(
+            run_one(device, queue, &without_data(Opcode::Nop, 3)),
+            (0, 0)
+        );
+    }
+    device.check_memory();
+}
+
+fn step(device: &mut Device, clocks: u64) {
+    for _ in 0..clocks {
+        device.step();
+    }
+}
+
+#[rstest]
+#[case(RING_ENTRIES as u64)]
+#[case(0xffff)]
+#[case(u64::MAX)]
+fn a_doorbell_beyond_the_ring_is_ignored(#[case] tail: u64) {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    device.write(queue_offset(QUEUE, queue::SQ_TAIL), tail);
+    step(&mut device, 200);
+    assert!(status_has(
+        &mut device,
+        QUEUE,
+        queue_status::SQ_DOORBELL_ERROR
+    ));
+    assert!(status_has(&mut device, QUEUE, queue_status::RUNNING));
+    assert_eq!(register(&mut device, QUEUE, queue::SQ_TAIL), 0);
+    assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), 0);
+    assert_eq!(device.take_completions(), []);
+    assert_queues_work(&mut device, key);
+}
+
+#[test]
+fn a_completion_doorbell_past_the_completions_written_is_ignored() {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    device.pause_completions(QUEUE, true);
+    for tag in 0..3 {
+        device
+            .submit(QUEUE, &without_data(Opcode::Nop, tag))
+            .unwrap();
+    }
+    step(&mut device, 500);
+    assert_eq!(register(&mut device, QUEUE, queue::CQ_TAIL), 3);
+    for head in [4, RING_ENTRIES as u64, 0x1_0002] {
+        device.write(queue_offset(QUEUE, queue::CQ_HEAD), head);
+        assert_eq!(
+            register(&mut device, QUEUE, queue::CQ_HEAD),
+            0,
+            "head {head}"
+        );
+    }
+    assert!(status_has(
+        &mut device,
+        QUEUE,
+        queue_status::CQ_DOORBELL_ERROR
+    ));
+    // Releasing what was written is fine.
+    device.pause_completions(QUEUE, false);
+    device.run_until_idle();
+    assert_eq!(device.take_completions().len(), 3);
+    assert_eq!(register(&mut device, QUEUE, queue::CQ_HEAD), 3);
+    assert_queues_work(&mut device, key);
+}
+
+#[test]
+fn a_full_completion_ring_holds_back_only_its_queue() {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let small = QueueSettings {
+        completion_entries: 4,
+        ..ring_settings(QUEUE, 16)
+    };
+    device.set_up_queue(QUEUE, &small).unwrap();
+    device.pause_completions(QUEUE, true);
+    for index in 0..10 {
+        let descriptor = write(key, 64 * index, SOURCE, 64, index as u32);
+        device.submit(QUEUE, &descriptor).unwrap();
+    }
+    for index in 0..40 {
+        device
+            .submit(OTHER_QUEUE, &without_data(Opcode::Nop, index))
+            .unwrap();
+    }
+    step(&mut device, 5000);
+    // A ring of four holds three completions the host has not released.
+    let others = device.take_completions();
+    assert_eq!(others.len(), 40);
+    assert!(others
+        .iter()
+        .all(|completion| completion.queue == OTHER_QUEUE));
+    assert_eq!(register(&mut device, QUEUE, queue::CQ_TAIL), 3);
+    assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), 3);
+    assert!(status_has(&mut device, QUEUE, queue_status::RUNNING));
+    device.pause_completions(QUEUE, false);
+    device.run_until_idle();
+    let tags: Vec<u32> = device
+        .take_completions()
+        .iter()
+        .map(|completion| completion.entry.tag.get())
+        .collect();
+    assert_eq!(tags, (0..10).collect::<Vec<_>>());
+    device.check_memory();
+    assert_queues_work(&mut device, key);
+}
+
+#[rstest]
+#[case::sq_base(queue::SQ_BASE)]
+#[case::sq_entries(queue::SQ_ENTRIES)]
+#[case::cq_base(queue::CQ_BASE)]
+#[case::cq_entries(queue::CQ_ENTRIES)]
+fn configuration_writes_while_enabled_are_refused(#[case] target: Register) {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let before = register(&mut device, QUEUE, target);
+    device.write(queue_offset(QUEUE, target), 0x8000);
+    assert_eq!(register(&mut device, QUEUE, target), before);
+    assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
+    assert!(status_has(&mut device, QUEUE, queue_status::RUNNING));
+    assert_queues_work(&mut device, key);
+}
+
+#[rstest]
+#[case::submission_entries_zero(QueueSettings { submission_entries: 0, ..ring_settings(QUEUE, 16) })]
+#[case::submission_entries_one(QueueSettings { submission_entries: 1, ..ring_settings(QUEUE, 16) })]
+#[case::submission_entries_odd(QueueSettings { submission_entries: 24, ..ring_settings(QUEUE, 16) })]
+#[case::submission_entries_too_many(QueueSettings { submission_entries: 8192, ..ring_settings(QUEUE, 16) })]
+#[case::completion_entries_one(QueueSettings { completion_entries: 1, ..ring_settings(QUEUE, 16) })]
+#[case::completion_entries_odd(QueueSettings { completion_entries: 6, ..ring_settings(QUEUE, 16) })]
+#[case::submission_base_unaligned(QueueSettings { submission_base: 0x1010_0010, ..ring_settings(QUEUE, 16) })]
+#[case::completion_base_unaligned(QueueSettings { completion_base: 0x1018_0008, ..ring_settings(QUEUE, 16) })]
+fn an_invalid_configuration_is_refused_when_enabled(#[case] settings: QueueSettings) {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let refused = device.set_up_queue(QUEUE, &settings);
+    let Err(QueueError::Refused(status)) = refused else {
+        panic!("the NI took an invalid configuration: {refused:?}");
+    };
+    assert!(queue_status::CONFIG_ERROR.is_set(status));
+    assert!(!queue_status::RUNNING.is_set(status));
+    // Halted: a doorbell is taken but nothing is fetched.
+    let traffic = device.host_traffic();
+    device.write(queue_offset(QUEUE, queue::SQ_TAIL), 1);
+    step(&mut device, 300);
+    assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), 0);
+    assert_eq!(device.host_traffic(), traffic);
+    device
+        .set_up_queue(QUEUE, &ring_settings(QUEUE, 16))
+        .unwrap();
+    assert!(!status_has(&mut device, QUEUE, queue_status::CONFIG_ERROR));
+    assert_queues_work(&mut device, key);
+}
+
+#[test]
+fn a_disabled_queue_refuses_doorbells_and_starts_afresh_when_enabled() {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let settings = ring_settings(QUEUE, 8);
+    device.set_up_queue(QUEUE, &settings).unwrap();
+    // Five descriptors: the pointers and the phase stand mid-ring.
+    for tag in 0..5 {
+        device
+            .submit(QUEUE, &without_data(Opcode::Nop, tag))
+            .unwrap();
+    }
+    device.run_until_idle();
+    device.take_completions();
+    device.write(queue_offset(QUEUE, queue::CONTROL), 0);
+    assert!(!status_has(&mut device, QUEUE, queue_status::RUNNING));
+    for doorbell in [queue::SQ_TAIL, queue::CQ_HEAD] {
+        device.write(queue_offset(QUEUE, doorbell), 6);
+        assert_eq!(register(&mut device, QUEUE, doorbell), 5);
+    }
+    assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
+    // The other queues never noticed.
+    assert_eq!(
+        run_one(&mut device, 0, &without_data(Opcode::Nop, 9)),
+        (0, 0)
+    );
+
+    device.set_up_queue(QUEUE, &settings).unwrap();
+    for pointer in [
+        queue::SQ_HEAD,
+        queue::SQ_TAIL,
+        queue::CQ_HEAD,
+        queue::CQ_TAIL,
+    ] {
+        assert_eq!(register(&mut device, QUEUE, pointer), 0);
+    }
+    assert!(!status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
+    // Twelve more wrap the fresh ring; the phase starts at 1 again.
+    let completions = run(
+        &mut device,
+        QUEUE,
+        &(0..7)
+            .map(|tag| without_data(Opcode::Nop, tag))
+            .collect::<Vec<_>>(),
+    );
+    assert!(completions.iter().all(|completion| completion.phase == 1));
+    assert_queues_work(&mut device, key);
+}
+
+#[test]
+fn disabling_a_busy_queue_lets_its_fetched_descriptors_finish_and_enabling_waits_for_them() {
+    let options = DeviceOptions {
+        // The model runs each descriptor at its doorbell, so it cannot know which of them
+        // the NI had fetched when it was disabled.
+        golden: false,
+        ..DeviceOptions::default()
+    };
+    let (mut device, key) = set_up(&Config::SIM, options);
+    let settings = ring_settings(QUEUE, 64);
+    device.pause_completions(QUEUE, true);
+    for index in 0..40 {
+        let descriptor = write(key, 0, SOURCE + 4096 * (index % 8), 4096, index as u32);
+        device.submit(QUEUE, &descriptor).unwrap();
+    }
+    step(&mut device, 300);
+    device.write(queue_offset(QUEUE, queue::CONTROL), 0);
+    let fetched = register(&mut device, QUEUE, queue::SQ_HEAD);
+    assert!(fetched > 0 && fetched < 40, "fetched {fetched} of 40");
+    assert!(status_has(&mut device, QUEUE, queue_status::BUSY));
+    let enable = queue_control::ENABLE.place(1);
+    device.write(queue_offset(QUEUE, queue::CONTROL), enable);
+    assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
+    assert!(!status_has(&mut device, QUEUE, queue_status::RUNNING));
+
+    let mut clocks = 0;
+    while status_has(&mut device, QUEUE, queue_status::BUSY) {
+        step(&mut device, 10);
+        clocks += 10;
+        assert!(clocks < 100_000, "the disabled queue never went idle");
+    }
+    assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), fetched);
+    assert_eq!(register(&mut device, QUEUE, queue::CQ_TAIL), fetched);
+    // Each fetched descriptor completed, in order, and nothing after them did.
+    for slot in 0..64 {
+        let entry = device.read_host(
+            settings.completion_base + slot * u64::from(COMPLETION_BYTES),
+            16,
+        );
+        let tag = u32::from_le_bytes(entry[0..4].try_into().unwrap());
+        let written = entry[15] & 1 == 1;
+        assert_eq!(written, slot < fetched, "slot {slot}");
+        if written {
+            assert_eq!((tag, entry[4]), (slot as u32, 0), "slot {slot}");
+        }
+    }
+    device.forget_queue(QUEUE);
+    device.set_up_queue(QUEUE, &settings).unwrap();
+    assert_queues_work(&mut device, key);
+}
+
+/// `unmap` the ring's page the IOMMU then refuses, and the bit it should raise.
+#[rstest]
+#[case::submission_ring(false, queue_status::FETCH_ERROR)]
+#[case::completion_ring(true, queue_status::COMPLETION_ERROR)]
+fn a_ring_the_iommu_refuses_halts_only_its_queue(
+    #[case] completion_ring: bool,
+    #[case] error: Field,
+) {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let settings = ring_settings(OTHER_QUEUE, 16);
+    let ring = match completion_ring {
+        false => settings.submission_base,
+        true => settings.completion_base,
+    };
+    device.unmap_host(ring, 4096);
+    device
+        .submit(OTHER_QUEUE, &without_data(Opcode::Nop, 1))
+        .unwrap();
+    device
+        .submit(OTHER_QUEUE, &without_data(Opcode::Nop, 2))
+        .unwrap();
+    step(&mut device, 1000);
+    assert!(status_has(&mut device, OTHER_QUEUE, error));
+    assert!(!status_has(&mut device, OTHER_QUEUE, queue_status::RUNNING));
+    assert!(!status_has(&mut device, OTHER_QUEUE, queue_status::BUSY));
+    device.forget_queue(OTHER_QUEUE);
+    assert_eq!(
+        run_one(&mut device, QUEUE, &without_data(Opcode::Nop, 3)),
+        (0, 0)
+    );
+    device.map_host(ring, 4096);
+    device.set_up_queue(OTHER_QUEUE, &settings).unwrap();
+    assert_queues_work(&mut device, key);
+}
