@@ -342,9 +342,10 @@ mod tests {
             })
             .collect();
         let mut issued = 0;
-        // Completions owed by the host side, as whole packets of beats per tag.
-        let mut owed: Vec<(u64, VecDeque<(u64, bool, bool)>)> = Vec::new();
-        let mut sending: Option<(u64, VecDeque<(u64, bool, bool)>)> = None;
+        // Completions owed by the host side: per tag, its beats (data, last, error).
+        type Packet = (u64, VecDeque<(u64, bool, bool)>);
+        let mut owed: Vec<Packet> = Vec::new();
+        let mut sending: Option<Packet> = None;
         let mut expected: VecDeque<(u64, bool)> = VecDeque::new();
         let mut delivered = 0;
         while delivered

@@ -578,10 +578,11 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         if self.register.val() == self.cq_head_register.val() {
             if !self.target_enabled.val() {
                 self.new_errors.next = self.refused_write.val();
-            } else if self.mmio_write_data.val() >= bit_cast::<64, 16>(self.target_cq_entries.val())
+            } else if (self.mmio_write_data.val()
+                >= bit_cast::<64, 16>(self.target_cq_entries.val()))
+                || (self.released.val() > self.written.val())
             {
-                self.new_errors.next = self.cq_doorbell_error.val();
-            } else if self.released.val() > self.written.val() {
+                // Beyond the ring, or releasing entries not yet written.
                 self.new_errors.next = self.cq_doorbell_error.val();
             } else {
                 self.takes_cq_head.next = true;
