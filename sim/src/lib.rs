@@ -25,7 +25,9 @@ pub use backend::{Backend, RustHdlCore, RustHdlNetworkInterface};
 pub use core_harness::{
     Completion, CoreHarness, HarnessOptions, MemoryAccess, Stalls, HANG_CLOCKS, WAVEFORM_DIRECTORY,
 };
-pub use device_harness::{DeviceHarness, DeviceOptions, DeviceStalls};
+pub use device_harness::{
+    DeviceCompletion, DeviceHarness, DeviceOptions, DeviceStalls, SubmitError,
+};
 pub use host_port::HostPort;
 pub use memory_port::MemoryPort;
 pub use monitor::Monitor;

@@ -3,13 +3,14 @@
 //! byte to a few pages, odd ones around every burst size, at network addresses that are
 //! misaligned and cross pages too. Each is written to persistent memory and read back into
 //! a fresh buffer; the host port fails the run at any request that crosses a 4 KiB page or
-//! exceeds the maximum payload or read request.
+//! exceeds the maximum payload or read request. Each configuration runs the sweep free,
+//! with every channel held back one clock in four, and at random.
 
 mod common;
 
 use common::device::*;
 use npmu_abi::Config;
-use npmu_sim::DeviceOptions;
+use npmu_sim::{DeviceOptions, DeviceStalls, Stall};
 use rstest::rstest;
 
 const HOST_OFFSETS: [u64; 8] = [0, 1, 2, 3, 4092, 4093, 4094, 4095];
@@ -28,8 +29,15 @@ fn pattern(length: u32, seed: u32) -> Vec<u8> {
 #[rstest]
 #[case::sim(Config::SIM)]
 #[case::ice40(Config::ICE40)]
-fn every_host_offset_and_length_round_trips(#[case] config: Config) {
-    let (mut device, key) = set_up(&config, DeviceOptions::default());
+fn every_host_offset_and_length_round_trips(
+    #[case] config: Config,
+    #[values(Stall::Never, Stall::OneInFour, Stall::Random(0.3))] stall: Stall,
+) {
+    let options = DeviceOptions {
+        stalls: DeviceStalls::all(stall),
+        ..DeviceOptions::default()
+    };
+    let (mut device, key) = set_up(&config, options);
     let context_bytes = context_bytes(&config);
     let mut transfers = 0u32;
     for host_offset in HOST_OFFSETS {

@@ -3,14 +3,16 @@
 
 use npmu_abi::program;
 use npmu_abi::Config;
-use npmu_sim::ports::protection_core::{Inputs, Outputs};
+use npmu_sim::device_traffic::DeviceTraffic;
+use npmu_sim::ports::{network_interface, protection_core};
 use npmu_sim::traffic::Traffic;
-use npmu_sim::RustHdlCore;
 use npmu_sim::{
-    Backend, Completion, CoreHarness, HarnessOptions, MemoryAccess, Stall, Stalls, VerilatedCore,
+    Backend, Completion, CoreHarness, DeviceCompletion, DeviceHarness, DeviceOptions, DeviceStalls,
+    HarnessOptions, MemoryAccess, RustHdlCore, RustHdlNetworkInterface, Stall, Stalls,
+    VerilatedCore, VerilatedNetworkInterface,
 };
 
-fn run<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
+fn run_core<B: Backend<Inputs = protection_core::Inputs, Outputs = protection_core::Outputs>>(
     backend: B,
 ) -> (Vec<Completion>, Vec<MemoryAccess>, u64) {
     let options = HarnessOptions {
@@ -38,9 +40,9 @@ fn run<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
 }
 
 #[test]
-fn rust_hdl_and_verilator_agree_clock_for_clock() {
-    let verilator = run(VerilatedCore::new(&Config::ICE40).unwrap());
-    let rust_hdl = run(RustHdlCore::new());
+fn on_the_core_rust_hdl_and_verilator_agree_clock_for_clock() {
+    let verilator = run_core(VerilatedCore::new(&Config::ICE40).unwrap());
+    let rust_hdl = run_core(RustHdlCore::new());
     assert_eq!(verilator.0.len(), 60);
     assert_eq!(
         verilator.2, rust_hdl.2,
@@ -48,4 +50,50 @@ fn rust_hdl_and_verilator_agree_clock_for_clock() {
     );
     assert_eq!(verilator.0, rust_hdl.0, "completions differ");
     assert_eq!(verilator.1, rust_hdl.1, "memory traffic differs");
+}
+
+/// Completions with the clock each became visible, interrupts, and the clocks run.
+type DeviceRun = (Vec<DeviceCompletion>, Vec<(u64, u8)>, u64);
+
+fn run_device<
+    B: Backend<Inputs = network_interface::Inputs, Outputs = network_interface::Outputs>,
+>(
+    backend: B,
+) -> DeviceRun {
+    let options = DeviceOptions {
+        stalls: DeviceStalls::all(Stall::Random(0.2)),
+        seed: 13,
+        ..DeviceOptions::default()
+    };
+    let key = options.management_key;
+    let mut device = DeviceHarness::new(backend, options);
+    let mut traffic = DeviceTraffic::set_up(&mut device, key, 13);
+    traffic.fill_buffers(&mut device);
+    let mut completions = Vec::new();
+    let mut done = 0;
+    while done < 80 {
+        for queue in 0..Config::ICE40.queues as u16 {
+            let descriptor = traffic.descriptor(queue);
+            device.submit(queue, &descriptor).unwrap();
+        }
+        device.run_until_idle();
+        let finished = device.take_completions();
+        done += finished.len();
+        completions.extend(finished);
+    }
+    device.check_memory();
+    (completions, device.interrupts().to_vec(), device.now())
+}
+
+#[test]
+fn on_the_whole_ni_rust_hdl_and_verilator_agree_clock_for_clock() {
+    let verilator = run_device(VerilatedNetworkInterface::new(&Config::ICE40).unwrap());
+    let rust_hdl = run_device(RustHdlNetworkInterface::new());
+    assert_eq!(verilator.0.len(), 80);
+    assert_eq!(
+        verilator.2, rust_hdl.2,
+        "both ran the same number of clocks"
+    );
+    assert_eq!(verilator.0, rust_hdl.0, "completions differ");
+    assert_eq!(verilator.1, rust_hdl.1, "interrupts differ");
 }
