@@ -305,6 +305,6 @@ impl<
 }
 
 /// The default configuration's NI.
-pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 16, 8, 10, 4>;
+pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 32, 8, 11, 5>;
 /// The iCE40 configuration's NI.
 pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8, 2, 8, 7, 9, 1>;

@@ -89,7 +89,8 @@ pub struct DeviceOptions {
     pub reorder: bool,
     /// Clocks from a persistent-memory request to its response.
     pub memory_latency: u64,
-    /// Check completions, register reads and memory against the golden model.
+    /// Run the golden model's queues alongside and check completions, register reads and
+    /// memory against it. Off, the model only follows the tables, for the monitor.
     pub golden: bool,
 }
 
@@ -212,6 +213,10 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    pub fn options(&self) -> &DeviceOptions {
+        &self.options
     }
 
     pub fn model(&self) -> &NetworkInterface {
@@ -388,7 +393,14 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
     }
 
     /// Fails unless persistent and host memory equal the golden model's.
+    ///
+    /// # Panics
+    /// Also if the golden model is off: it has not run the queues.
     pub fn check_memory(&self) {
+        assert!(
+            self.options.golden,
+            "no golden model to compare memory with"
+        );
         if let Some(address) = self.memory.memory().first_difference(self.model.memory()) {
             panic!("persistent memory differs from the golden model's at {address:#x}");
         }
@@ -480,7 +492,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             let golden = self.options.golden;
             self.mmio
                 .taken(now, &mut self.model, &mut self.monitor, golden, quiescent);
-            if inputs.mmio_request_write {
+            if inputs.mmio_request_write && golden {
                 self.model.process_queues(&mut self.model_host);
             }
             inputs.mmio_request_valid = false;

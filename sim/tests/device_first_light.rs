@@ -53,8 +53,6 @@ fn write_then_read_through_queues() {
     device.submit(1, &read).unwrap();
     device.run_until_idle();
     let completions = device.take_completions();
-    println!("{completions:?}");
-    println!("interrupts {:?}", device.interrupts());
     assert_eq!(completions.len(), 2);
     assert_eq!(device.read_host(0x104005, 100), data);
     device.check_memory();

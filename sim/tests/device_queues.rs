@@ -26,6 +26,7 @@ fn status_has(device: &mut Device, queue: u16, field: Field) -> bool {
 
 /// Every queue still completes descriptors.
 fn assert_queues_work(device: &mut Device, key: u32) {
+    device.write_host(SOURCE, &[0x5c; 64]);
     let completions = run(
         device,
         QUEUE,
@@ -38,13 +39,16 @@ fn assert_queues_work(device: &mut Device, key: u32) {
         completions.iter().map(|c| c.status).collect::<Vec<_>>(),
         [0, 0]
     );
+    assert_eq!(device.read_host(DESTINATION, 64), [0x5c; 64]);
     for queue in (0..Config::SIM.queues as u16).filter(|queue| *queue != QUEUE) {
         assert_eq!(
             run_one(device, queue, &without_data(Opcode::Nop, 3)),
             (0, 0)
         );
     }
-    device.check_memory();
+    if device.options().golden {
+        device.check_memory();
+    }
 }
 
 fn step(device: &mut Device, clocks: u64) {
@@ -247,16 +251,18 @@ fn disabling_a_busy_queue_lets_its_fetched_descriptors_finish_and_enabling_waits
         ..DeviceOptions::default()
     };
     let (mut device, key) = set_up(&Config::SIM, options);
-    let settings = ring_settings(QUEUE, 64);
+    // More descriptors than the NI holds in flight, each taking hundreds of clocks.
+    let settings = ring_settings(QUEUE, 256);
+    device.set_up_queue(QUEUE, &settings).unwrap();
     device.pause_completions(QUEUE, true);
-    for index in 0..40 {
+    for index in 0..200 {
         let descriptor = write(key, 0, SOURCE + 4096 * (index % 8), 4096, index as u32);
         device.submit(QUEUE, &descriptor).unwrap();
     }
     step(&mut device, 300);
     device.write(queue_offset(QUEUE, queue::CONTROL), 0);
     let fetched = register(&mut device, QUEUE, queue::SQ_HEAD);
-    assert!(fetched > 0 && fetched < 40, "fetched {fetched} of 40");
+    assert!(fetched > 0 && fetched < 200, "fetched {fetched} of 200");
     assert!(status_has(&mut device, QUEUE, queue_status::BUSY));
     let enable = queue_control::ENABLE.place(1);
     device.write(queue_offset(QUEUE, queue::CONTROL), enable);
@@ -272,7 +278,7 @@ fn disabling_a_busy_queue_lets_its_fetched_descriptors_finish_and_enabling_waits
     assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), fetched);
     assert_eq!(register(&mut device, QUEUE, queue::CQ_TAIL), fetched);
     // Each fetched descriptor completed, in order, and nothing after them did.
-    for slot in 0..64 {
+    for slot in 0..256 {
         let entry = device.read_host(
             settings.completion_base + slot * u64::from(COMPLETION_BYTES),
             16,

@@ -26,7 +26,7 @@ pub struct Config {
     pub max_payload_bytes: u32,
     /// Longest DMA read, in bytes (PCIe max read request size: a power of two, 64 to 4096).
     pub max_read_request_bytes: u32,
-    /// DMA reads of data in flight at most (a power of two, at most 16).
+    /// DMA reads of data in flight at most (a power of two, at most 32: PCIe's 5-bit tags).
     pub dma_read_tags: u32,
 }
 
@@ -44,7 +44,7 @@ impl Config {
         queues: 4,
         max_payload_bytes: 256,
         max_read_request_bytes: 512,
-        dma_read_tags: 16,
+        dma_read_tags: 32,
     };
 
     /// Small enough for an iCE40 UP5K: its 128 KiB of SPRAM as persistent memory.
@@ -114,8 +114,8 @@ impl Config {
         if !transfer(self.max_payload_bytes) || !transfer(self.max_read_request_bytes) {
             return invalid("DMA transfers must be a power of two from 64 to 4096 bytes");
         }
-        if !self.dma_read_tags.is_power_of_two() || self.dma_read_tags > 16 {
-            return invalid("DMA read tags must be a power of two, at most 16");
+        if !self.dma_read_tags.is_power_of_two() || self.dma_read_tags > 32 {
+            return invalid("DMA read tags must be a power of two, at most 32");
         }
         Ok(())
     }
@@ -160,7 +160,7 @@ mod tests {
     #[case(Config { queues: 3, ..Config::SIM })]
     #[case(Config { max_payload_bytes: 100, ..Config::SIM })]
     #[case(Config { max_read_request_bytes: 8192, ..Config::SIM })]
-    #[case(Config { dma_read_tags: 32, ..Config::SIM })]
+    #[case(Config { dma_read_tags: 64, ..Config::SIM })]
     fn invalid_parameters_are_refused(#[case] config: Config) {
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(..))));
     }

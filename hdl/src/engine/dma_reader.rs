@@ -87,11 +87,11 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
 {
     /// A reader whose reads carry tags `tag_base..tag_base + SLOTS`.
     pub fn new(tag_base: u8) -> Self {
-        assert!(SLOTS.is_power_of_two() && (2..=16).contains(&SLOTS));
+        assert!(SLOTS.is_power_of_two() && (2..=32).contains(&SLOTS));
         assert_eq!(
-            tag_base % 16,
+            tag_base % 32,
             0,
-            "slots are numbered in the low four tag bits"
+            "slots are numbered in the low five tag bits"
         );
         let lanes = (DATA_BITS / 8) as u64;
         let beats_per_slot = (1u64 << BUFFER_BITS) / SLOTS as u64;
@@ -189,7 +189,7 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
             && (self.in_use.q.val() != self.slots.val())
             && !self.reset.val();
         self.dma_request_tag.next =
-            self.tag_base.val() | bit_cast::<8, 4>(self.issue_slot.q.val().get_bits::<4>(0));
+            self.tag_base.val() | bit_cast::<8, 5>(self.issue_slot.q.val().get_bits::<5>(0));
         self.dma_request_address.next = self.request_address.val();
         self.dma_request_length.next = self.request_length.val();
         self.issuing.next = self.dma_request_valid.val() && self.dma_request_ready.val();
@@ -329,7 +329,7 @@ mod tests {
     #[test]
     fn delivers_in_issue_order_whatever_order_completions_come_in() {
         let mut random = rand::rngs::StdRng::seed_from_u64(5);
-        let mut reader = Reader::new(16);
+        let mut reader = Reader::new(32);
         reader.connect_all();
         let clock = |reader: &mut Reader, level| reader.clock.next = Clock { clk: level };
         // Reads to issue: at most 256 bytes, inside one 256-byte block.
@@ -383,7 +383,7 @@ mod tests {
                 let (address, length, fails) = reads[issued];
                 assert_eq!(reader.dma_request_address.val().to_u64(), address);
                 let tag = reader.dma_request_tag.val().to_u64();
-                assert!((16..20).contains(&tag), "tag {tag} outside the reader's");
+                assert!((32..36).contains(&tag), "tag {tag} outside the reader's");
                 let beats = beats_of(address, length);
                 let count = beats.len();
                 for beat in &beats {

@@ -31,7 +31,7 @@ use rust_hdl::prelude::*;
 use write_stream::WriteStream;
 
 /// Tags of descriptor fetches; data reads use tags from 0.
-pub const FETCH_TAG_BASE: u8 = 16;
+pub const FETCH_TAG_BASE: u8 = 32;
 
 #[derive(LogicBlock)]
 pub struct CommandEngine<

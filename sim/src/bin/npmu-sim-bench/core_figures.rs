@@ -1,6 +1,6 @@
-//! Figures of the simulated NI, one JSON line each on stdout, a table on stderr.
+//! Figures of the protection core: simulation speed under Verilator and RustHDL, AVT
+//! lookups per clock and their latency.
 
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::{Config, Operation, Request};
@@ -12,28 +12,14 @@ use rand::Rng;
 use serde_json::{json, Value};
 use std::time::Instant;
 
-#[derive(Parser)]
-#[command(about = "Measure the simulated npmu network interface; prints JSON lines")]
-struct Arguments {
-    /// Clocks of random traffic for the simulation speed figures.
-    #[arg(long, default_value_t = 2_000_000)]
-    cycles: u64,
-    /// Clocks for the RustHDL-versus-Verilator comparison (RustHDL is slow).
-    #[arg(long, default_value_t = 20_000)]
-    compare_cycles: u64,
-}
-
-fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let arguments = Arguments::parse();
+/// `cycles` clocks of random traffic for the speed figures, `compare_cycles` under both
+/// simulators.
+pub fn figures(cycles: u64, compare_cycles: u64) -> Vec<Value> {
     let mut figures = Vec::new();
     for golden in [true, false] {
         let (cycles, seconds) = random_traffic(
             VerilatedCore::new(&Config::SIM).unwrap(),
-            arguments.cycles,
+            cycles,
             golden,
             true,
         );
@@ -51,12 +37,12 @@ fn main() {
 
     let (verilator_cycles, verilator_seconds) = random_traffic(
         VerilatedCore::new(&Config::ICE40).unwrap(),
-        arguments.compare_cycles,
+        compare_cycles,
         true,
         false,
     );
     let (rust_hdl_cycles, rust_hdl_seconds) =
-        random_traffic(RustHdlCore::new(), arguments.compare_cycles, true, true);
+        random_traffic(RustHdlCore::new(), compare_cycles, true, true);
     assert_eq!(
         verilator_cycles, rust_hdl_cycles,
         "both ran the same stimulus"
@@ -76,29 +62,7 @@ fn main() {
     figures.push(json!({"name": "rusthdl_speed_ratio", "value": (verilator_rate / rust_hdl_rate * 10.0).round() / 10.0,
         "unit": "x", "config": "ice40", "meaning": "Verilator cycles/s over RustHDL cycles/s, same stimulus"}));
 
-    for figure in &figures {
-        println!("{figure}");
-    }
-    eprintln!("{:<28} {:>14}  parameters", "figure", "value");
-    for figure in &figures {
-        eprintln!(
-            "{:<28} {:>14}  {}",
-            figure["name"].as_str().unwrap(),
-            figure["value"].to_string(),
-            parameters(figure)
-        );
-    }
-}
-
-fn parameters(figure: &Value) -> String {
-    figure
-        .as_object()
-        .unwrap()
-        .iter()
-        .filter(|(key, _)| !matches!(key.as_str(), "name" | "value"))
-        .map(|(key, value)| format!("{key}={value}"))
-        .collect::<Vec<_>>()
-        .join(" ")
+    figures
 }
 
 /// Runs random traffic with random reprogramming for at least `cycles` clocks; returns the
