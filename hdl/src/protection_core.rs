@@ -8,9 +8,10 @@
 //! * **Request port**: `request_*` (valid/ready; write, context, key, initiator, 64-bit
 //!   network virtual address, 32-bit length), `write_data_*` (valid/ready; one beat per
 //!   data-path word a write spans, bytes in the lanes of their addresses, a per-lane enable
-//!   saying which to store, also for writes that fault) and `response_*` (valid/ready; status, data, last). Responses come in
-//!   request order: a read answers with one beat per word it spans (one beat if it
-//!   faults or is empty), a write with one beat once its data is in persistent memory.
+//!   saying which to store, also for writes that fault) and `response_*` (valid/ready;
+//!   status, data, last). Responses come in request order: a read answers with one beat
+//!   per word it spans (one beat if it faults or is empty), a write with one beat once its
+//!   data is in persistent memory.
 //! * **Persistent-memory port**: `memory_request_*` (valid/ready; write, byte address
 //!   aligned to the data path, data, byte enables, and the context as a sideband for
 //!   monitors) and `memory_response_*` (valid/ready; one per request, in order: read data,
