@@ -12,7 +12,7 @@ use crate::backend::Backend;
 use crate::core_harness::WAVEFORM_DIRECTORY;
 use crate::host_port::HostPort;
 use crate::memory_port::MemoryPort;
-use crate::mmio::MmioMaster;
+use crate::mmio::{self, Clocked, MmioMaster};
 use crate::monitor::Monitor;
 use crate::ports::network_interface::{Inputs, Outputs};
 use crate::stall::Stall;
@@ -670,29 +670,26 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
     }
 }
 
+impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> Clocked for DeviceHarness<B> {
+    fn mmio(&mut self) -> &mut MmioMaster {
+        &mut self.mmio
+    }
+
+    fn step(&mut self) {
+        DeviceHarness::step(self);
+    }
+
+    fn now(&self) -> u64 {
+        self.now
+    }
+}
+
 impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> RegisterAccess for DeviceHarness<B> {
     fn read(&mut self, offset: u16) -> u64 {
-        self.mmio.read(offset);
-        let start = self.now;
-        while self.mmio.pending() > 0 {
-            self.step();
-            assert!(
-                self.now - start < 1_000_000,
-                "register read of {offset:#x} never answered"
-            );
-        }
-        self.mmio.take_result().expect("the read's result")
+        mmio::read_register(self, offset)
     }
 
     fn write(&mut self, offset: u16, value: u64) {
-        self.mmio.write(offset, value);
-        let start = self.now;
-        while self.mmio.pending() > 0 {
-            self.step();
-            assert!(
-                self.now - start < 1_000_000,
-                "register write of {offset:#x} never taken"
-            );
-        }
+        mmio::write_register(self, offset, value);
     }
 }

@@ -144,3 +144,38 @@ impl MmioMaster {
         self.results.push_back(value);
     }
 }
+
+/// A harness that clocks an [`MmioMaster`]: one register access at a time, waited for.
+pub(crate) trait Clocked {
+    fn mmio(&mut self) -> &mut MmioMaster;
+    fn step(&mut self);
+    fn now(&self) -> u64;
+}
+
+/// Clocks after which a register access that has not finished is a hang.
+const ACCESS_CLOCKS: u64 = 1_000_000;
+
+/// Reads register `offset`, clocking until the answer comes.
+pub(crate) fn read_register(harness: &mut impl Clocked, offset: u16) -> u64 {
+    harness.mmio().read(offset);
+    wait(harness, || {
+        format!("register read of {offset:#x} never answered")
+    });
+    harness.mmio().take_result().expect("the read's result")
+}
+
+/// Writes register `offset`, clocking until the NI takes the write.
+pub(crate) fn write_register(harness: &mut impl Clocked, offset: u16, value: u64) {
+    harness.mmio().write(offset, value);
+    wait(harness, || {
+        format!("register write of {offset:#x} never taken")
+    });
+}
+
+fn wait(harness: &mut impl Clocked, hang: impl Fn() -> String) {
+    let start = harness.now();
+    while harness.mmio().pending() > 0 {
+        harness.step();
+        assert!(harness.now() - start < ACCESS_CLOCKS, "{}", hang());
+    }
+}
