@@ -3,7 +3,8 @@
 //!
 //! * **MMIO target** (BAR0): `mmio_request_*` (valid/ready; write, 16-bit byte address,
 //!   64-bit data) and `mmio_response_*` (valid/ready; one 64-bit answer per read, in
-//!   order). Queue registers from 0x1000 go to the queue bank, the rest to the core.
+//!   order). The register windows of the queues that exist (0x1000 + 0x100 q) go to the
+//!   queue bank, every other offset to the core.
 //! * **DMA master**: `dma_read_request_*` (valid/ready; tag, 64-bit IOVA, length in bytes,
 //!   never crossing a 4 KiB page) and `dma_read_completion_*` (valid, always ready; tag,
 //!   data beats with bytes in the lanes of their addresses, `last`, or one beat with

@@ -212,6 +212,7 @@ fn a_context_without_the_permission_refuses(#[case] operation: Opcode, #[case] b
 #[case::zero_length_read(read(0, 0, DESTINATION, 0, 5))]
 #[case::too_long(write(0, 0, SOURCE, Config::SIM.max_request_bytes + 1, 5))]
 #[case::longest_length(read(0, 0, DESTINATION, u32::MAX, 5))]
+#[case::host_buffer_wrapping(read(0, 0, u64::MAX - 6, 8, 5))]
 #[case::nop_with_length(Descriptor { length: 1.into(), ..without_data(Opcode::Nop, 5) })]
 #[case::nop_with_address(Descriptor { host_address: SOURCE.into(), ..without_data(Opcode::Nop, 5) })]
 #[case::flush_with_context(Descriptor { context: CONTEXT.into(), ..without_data(Opcode::Flush, 5) })]

@@ -165,6 +165,24 @@ fn configuration_writes_while_enabled_are_refused(#[case] target: Register) {
 }
 
 #[rstest]
+#[case::submission_entries(queue::SQ_ENTRIES)]
+#[case::completion_entries(queue::CQ_ENTRIES)]
+fn an_entries_value_wider_than_the_register_is_refused(#[case] target: Register) {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    device.write(queue_offset(QUEUE, queue::CONTROL), 0);
+    device.write(queue_offset(QUEUE, target), 0x1_0010);
+    assert_eq!(
+        register(&mut device, QUEUE, target),
+        u64::from(RING_ENTRIES)
+    );
+    assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
+    device
+        .set_up_queue(QUEUE, &ring_settings(QUEUE, RING_ENTRIES))
+        .unwrap();
+    assert_queues_work(&mut device, key);
+}
+
+#[rstest]
 #[case::submission_entries_zero(QueueSettings { submission_entries: 0, ..ring_settings(QUEUE, 16) })]
 #[case::submission_entries_one(QueueSettings { submission_entries: 1, ..ring_settings(QUEUE, 16) })]
 #[case::submission_entries_odd(QueueSettings { submission_entries: 24, ..ring_settings(QUEUE, 16) })]
@@ -268,6 +286,9 @@ fn disabling_a_busy_queue_lets_its_fetched_descriptors_finish_and_enabling_waits
     device.write(queue_offset(QUEUE, queue::CONTROL), enable);
     assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
     assert!(!status_has(&mut device, QUEUE, queue_status::RUNNING));
+    // Its rings stay as they are while what it fetched completes into them.
+    device.write(queue_offset(QUEUE, queue::CQ_ENTRIES), 8);
+    assert_eq!(register(&mut device, QUEUE, queue::CQ_ENTRIES), 256);
 
     let mut clocks = 0;
     while status_has(&mut device, QUEUE, queue_status::BUSY) {

@@ -26,7 +26,7 @@ pub struct Config {
     pub max_payload_bytes: u32,
     /// Longest DMA read, in bytes (PCIe max read request size: a power of two, 64 to 4096).
     pub max_read_request_bytes: u32,
-    /// DMA reads of data in flight at most (a power of two, at most 32: PCIe's 5-bit tags).
+    /// DMA reads of data in flight at most (a power of two, at most 32).
     pub dma_read_tags: u32,
 }
 
@@ -114,6 +114,9 @@ impl Config {
         if !transfer(self.max_payload_bytes) || !transfer(self.max_read_request_bytes) {
             return invalid("DMA transfers must be a power of two from 64 to 4096 bytes");
         }
+        if self.max_read_request_bytes / self.data_bytes > 128 {
+            return invalid("a read of the longest size may span at most 128 data-path beats");
+        }
         if !self.dma_read_tags.is_power_of_two() || self.dma_read_tags > 32 {
             return invalid("DMA read tags must be a power of two, at most 32");
         }
@@ -161,6 +164,7 @@ mod tests {
     #[case(Config { max_payload_bytes: 100, ..Config::SIM })]
     #[case(Config { max_read_request_bytes: 8192, ..Config::SIM })]
     #[case(Config { dma_read_tags: 64, ..Config::SIM })]
+    #[case(Config { data_bytes: 4, max_read_request_bytes: 1024, ..Config::SIM })]
     fn invalid_parameters_are_refused(#[case] config: Config) {
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(..))));
     }

@@ -119,7 +119,9 @@ pub enum DescriptorError {
     Avt(Fault),
     #[error("DMA fault: the host side refused an access to host memory")]
     Dma,
-    #[error("malformed descriptor: unknown opcode, reserved bits set, zero length or too long")]
+    #[error(
+        "malformed descriptor: unknown opcode, reserved bits set, zero length, too long, or a host buffer wrapping past 2^64"
+    )]
     Malformed,
 }
 
@@ -154,14 +156,19 @@ pub fn decode_completion_status(code: u8) -> Option<Result<(), DescriptorError>>
 }
 
 impl Descriptor {
-    /// Why this descriptor is malformed for an NI whose longest request is
-    /// `max_request_bytes`, if it is.
+    /// Whether this descriptor is malformed for an NI whose longest request is
+    /// `max_request_bytes`.
     pub fn malformed(&self, max_request_bytes: u32) -> bool {
         let length = self.length.get();
         match Opcode::from_code(self.opcode) {
             None => true,
             Some(_) if self.flags != 0 => true,
-            Some(Opcode::Write | Opcode::Read) => length == 0 || length > max_request_bytes,
+            // Overflow safe: the host buffer's last byte, not its end, must fit below 2^64.
+            Some(Opcode::Write | Opcode::Read) => {
+                length == 0
+                    || length > max_request_bytes
+                    || self.host_address.get() > u64::MAX - u64::from(length - 1)
+            }
             Some(Opcode::Nop | Opcode::Flush) => {
                 self.context.get() != 0
                     || self.key.get() != 0
@@ -220,6 +227,16 @@ mod tests {
         }
         .malformed(64));
         assert!(Descriptor { flags: 1, ..write }.malformed(64));
+        let last_bytes = Descriptor {
+            host_address: (u64::MAX - 7).into(),
+            ..write
+        };
+        assert!(!last_bytes.malformed(64), "ends at 2^64 exactly");
+        assert!(Descriptor {
+            host_address: (u64::MAX - 6).into(),
+            ..write
+        }
+        .malformed(64));
         assert!(Descriptor { opcode: 9, ..write }.malformed(64));
         let nop = Descriptor::default();
         assert!(!nop.malformed(64));

@@ -247,7 +247,7 @@ pub mod queue_status {
     use super::Field;
     /// Enabled and not halted by an error.
     pub const RUNNING: Field = Field::bit(0);
-    /// Descriptors fetched and not yet completed.
+    /// Descriptors fetched whose completion entries have not all landed in host memory.
     pub const BUSY: Field = Field::bit(1);
     /// Base unaligned or entries not a power of two from 2 to 4096 when enabled.
     pub const CONFIG_ERROR: Field = Field::bit(8);
@@ -259,8 +259,8 @@ pub mod queue_status {
     pub const FETCH_ERROR: Field = Field::bit(11);
     /// Writing a completion met a DMA fault; that completion is lost.
     pub const COMPLETION_ERROR: Field = Field::bit(12);
-    /// A configuration write while enabled, a doorbell while disabled, or enabling while
-    /// descriptors are still in flight; it was ignored.
+    /// A ring register written while enabled or busy (or an entries value wider than 16
+    /// bits), a doorbell while disabled, or enabling while busy; it was ignored.
     pub const REFUSED_WRITE: Field = Field::bit(13);
 }
 

@@ -37,8 +37,8 @@ const CONTROL_BITS: u64 = queue_control::ENABLE.mask()
     | queue_control::INTERRUPT_ENABLE.mask()
     | queue_control::COALESCE_COUNT.mask()
     | queue_control::COALESCE_CLOCKS.mask();
-/// The entries registers hold 16 bits.
-const ENTRIES_BITS: u64 = 0xffff;
+/// The entries registers hold 16 bits; a wider value is refused.
+const LARGEST_ENTRIES_VALUE: u64 = 0xffff;
 
 impl QueueState {
     fn enabled(&self) -> bool {
@@ -91,10 +91,13 @@ impl QueueState {
             {
                 refuse(&mut self.errors)
             }
+            queue::SQ_ENTRIES | queue::CQ_ENTRIES if value > LARGEST_ENTRIES_VALUE => {
+                refuse(&mut self.errors)
+            }
             queue::SQ_BASE => self.sq_base = value,
-            queue::SQ_ENTRIES => self.sq_entries = value & ENTRIES_BITS,
+            queue::SQ_ENTRIES => self.sq_entries = value,
             queue::CQ_BASE => self.cq_base = value,
-            queue::CQ_ENTRIES => self.cq_entries = value & ENTRIES_BITS,
+            queue::CQ_ENTRIES => self.cq_entries = value,
             queue::SQ_TAIL | queue::CQ_HEAD if !self.enabled() => refuse(&mut self.errors),
             queue::SQ_TAIL if value >= self.sq_entries => {
                 self.errors |= queue_status::SQ_DOORBELL_ERROR.mask()

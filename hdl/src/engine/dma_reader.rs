@@ -59,12 +59,14 @@ pub struct DmaReader<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BI
     issuing: Signal<Local, bool>,
     completion_slot: Signal<Local, Bits<BUFFER_BITS>>,
     completion_received: Signal<Local, Bits<BUFFER_BITS>>,
+    /// The completion's tag is a slot's, and that slot still expects beats.
+    completion_fits: Signal<Local, bool>,
     head_expected: Signal<Local, Bits<BUFFER_BITS>>,
     head_received: Signal<Local, Bits<BUFFER_BITS>>,
     head_failed: Signal<Local, bool>,
     available: Signal<Local, bool>,
     pop: Signal<Local, bool>,
-    fetch: Signal<Local, bool>,
+    load_head: Signal<Local, bool>,
     freeing: Signal<Local, bool>,
     request_beats: Signal<Local, Bits<16>>,
 
@@ -74,8 +76,8 @@ pub struct DmaReader<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BI
     slot_mask: Constant<Bits<BUFFER_BITS>>,
     tag_base: Constant<Bits<8>>,
     slot_shift: Constant<Bits<8>>,
-    lane_mask: Constant<Bits<16>>,
     beat_shift: Constant<Bits<8>>,
+    /// The lane bits of an address, and what rounds bytes up to whole beats.
     lanes_less_one: Constant<Bits<16>>,
     zero: Constant<Bits<BUFFER_BITS>>,
     one: Constant<Bits<BUFFER_BITS>>,
@@ -130,12 +132,13 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
             issuing: Default::default(),
             completion_slot: Default::default(),
             completion_received: Default::default(),
+            completion_fits: Default::default(),
             head_expected: Default::default(),
             head_received: Default::default(),
             head_failed: Default::default(),
             available: Default::default(),
             pop: Default::default(),
-            fetch: Default::default(),
+            load_head: Default::default(),
             freeing: Default::default(),
             request_beats: Default::default(),
             slot_numbers: std::array::from_fn(|slot| Constant::new((slot as u64).into())),
@@ -146,7 +149,6 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize>
             slot_mask: Constant::new((SLOTS as u64 - 1).into()),
             tag_base: Constant::new(u64::from(tag_base).into()),
             slot_shift: Constant::new(u64::from(beats_per_slot.trailing_zeros()).into()),
-            lane_mask: Constant::new((lanes - 1).into()),
             beat_shift: Constant::new(u64::from(lanes.trailing_zeros()).into()),
             lanes_less_one: Constant::new((lanes - 1).into()),
             zero: Constant::new(0u64.into()),
@@ -195,7 +197,7 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
         self.issuing.next = self.dma_request_valid.val() && self.dma_request_ready.val();
         // Beats the read spans, its first one partial when the address is unaligned.
         self.request_beats.next = (bit_cast::<16, DMA_LENGTH_BITS>(self.request_length.val())
-            + (self.request_address.val().get_bits::<16>(0) & self.lane_mask.val())
+            + (self.request_address.val().get_bits::<16>(0) & self.lanes_less_one.val())
             + self.lanes_less_one.val())
             >> self.beat_shift.val();
         for slot in 0..SLOTS {
@@ -210,15 +212,19 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
                 (self.issue_slot.q.val() + self.one.val()) & self.slot_mask.val();
         }
 
-        // Completions land in their slot, in the order of their beats.
+        // Completions land in their slot, in the order of their beats. A beat of a tag no
+        // slot owns, or past the read's length, is dropped: the host side misbehaved.
         self.completion_slot.next = self.zero.val();
         self.completion_received.next = self.zero.val();
+        self.completion_fits.next = false;
         for slot in 0..SLOTS {
             if self.completion_tag.val() == self.slot_tags[slot].val() {
                 self.completion_slot.next = self.slot_numbers[slot].val();
                 self.completion_received.next = self.received[slot].q.val();
+                self.completion_fits.next =
+                    self.received[slot].q.val() < self.expected[slot].q.val();
                 if self.completion_valid.val() {
-                    if self.completion_error.val() {
+                    if self.completion_error.val() || !self.completion_fits.val() {
                         self.failed[slot].d.next = true;
                     } else {
                         self.received[slot].d.next = self.received[slot].q.val() + self.one.val();
@@ -233,7 +239,9 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
                 }
             }
         }
-        self.buffer.write_enable.next = self.completion_valid.val() && !self.completion_error.val();
+        self.buffer.write_enable.next = self.completion_valid.val()
+            && !self.completion_error.val()
+            && self.completion_fits.val();
         self.buffer.write_data.next = self.completion_data.val();
         self.buffer.write_address.next =
             (self.completion_slot.val() << self.slot_shift.val()) | self.completion_received.val();
@@ -253,14 +261,15 @@ impl<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BITS: usize> Logic
             && ((self.delivered.q.val() < self.head_received.val())
                 || (self.head_failed.val() && (self.delivered.q.val() < self.head_expected.val())));
         self.pop.next = self.head_valid.q.val() && self.data_ready.val();
-        self.fetch.next = self.available.val() && (!self.head_valid.q.val() || self.pop.val());
-        self.buffer.read_enable.next = self.fetch.val();
+        self.load_head.next = self.available.val() && (!self.head_valid.q.val() || self.pop.val());
+        self.buffer.read_enable.next = self.load_head.val();
         self.buffer.read_address.next =
             (self.deliver_slot.q.val() << self.slot_shift.val()) | self.delivered.q.val();
-        self.head_valid.d.next = self.fetch.val() || (self.head_valid.q.val() && !self.pop.val());
-        self.freeing.next = self.fetch.val()
+        self.head_valid.d.next =
+            self.load_head.val() || (self.head_valid.q.val() && !self.pop.val());
+        self.freeing.next = self.load_head.val()
             && (self.delivered.q.val() + self.one.val() == self.head_expected.val());
-        if self.fetch.val() {
+        if self.load_head.val() {
             self.head_error.d.next =
                 self.head_failed.val() && (self.delivered.q.val() >= self.head_received.val());
             self.delivered.d.next = self.delivered.q.val() + self.one.val();

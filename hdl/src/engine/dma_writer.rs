@@ -32,8 +32,9 @@ pub struct Outstanding {
     pub queue: Bits<4>,
     /// Bytes of the READ before this write.
     pub offset: Bits<32>,
-    /// The READ's last write, and the READ's length.
+    /// The READ's last write.
     pub last: bool,
+    /// The READ's length.
     pub length: Bits<32>,
 }
 
@@ -92,8 +93,7 @@ pub struct DmaWriter<const DATA_BITS: usize, const STROBE_BITS: usize, const DEP
     chunk_length: DFF<Bits<32>>,
     beats_left: DFF<Bits<16>>,
     entry_data: DFF<Bits<128>>,
-    entry_queue: DFF<Bits<4>>,
-    // Acknowledgements of the READ being acknowledged.
+    // A write of the READ being acknowledged was refused, and the READ's bytes before it.
     failed: DFF<bool>,
     failed_offset: DFF<Bits<32>>,
 
@@ -110,8 +110,8 @@ pub struct DmaWriter<const DATA_BITS: usize, const STROBE_BITS: usize, const DEP
 
     payload_bytes: Constant<Bits<32>>,
     payload_mask: Constant<Bits<32>>,
-    lane_mask: Constant<Bits<16>>,
     lane_mask_4: Constant<Bits<4>>,
+    /// The lane bits of an address, and what rounds bytes up to whole beats.
     lanes_less_one: Constant<Bits<16>>,
     beat_shift: Constant<Bits<8>>,
     data_width: Constant<Bits<8>>,
@@ -170,7 +170,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize>
             chunk_length: Default::default(),
             beats_left: Default::default(),
             entry_data: Default::default(),
-            entry_queue: Default::default(),
             failed: Default::default(),
             failed_offset: Default::default(),
             plan_host_address: Default::default(),
@@ -185,7 +184,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize>
             fails_now: Default::default(),
             payload_bytes: Constant::new(payload.into()),
             payload_mask: Constant::new((payload - 1).into()),
-            lane_mask: Constant::new((lanes - 1).into()),
             lane_mask_4: Constant::new((lanes - 1).into()),
             lanes_less_one: Constant::new((lanes - 1).into()),
             beat_shift: Constant::new(u64::from(lanes.trailing_zeros()).into()),
@@ -218,7 +216,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
             chunk_length,
             beats_left,
             entry_data,
-            entry_queue,
             failed,
             failed_offset
         );
@@ -256,7 +253,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
             self.next_length.next = self.block_room.val();
         }
         self.next_beats.next = (self.next_length.val().get_bits::<16>(0)
-            + (self.chunk_address.q.val().get_bits::<16>(0) & self.lane_mask.val())
+            + (self.chunk_address.q.val().get_bits::<16>(0) & self.lanes_less_one.val())
             + self.lanes_less_one.val())
             >> self.beat_shift.val();
 
@@ -277,7 +274,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
             self.write_start.d.next = self.entry.val().address;
             self.beats_left.d.next = self.entry_beats.val();
             self.entry_data.d.next = self.entry.val().entry;
-            self.entry_queue.d.next = self.entry.val().queue;
         }
         if self.starts_chunk.val() {
             self.in_write.d.next = true;

@@ -1,7 +1,8 @@
 //! The issuer: checks each descriptor and sets its work going, in order.
 //!
 //! A malformed descriptor (unknown opcode, reserved bits set, a transfer of zero bytes or
-//! more than the longest request, a NOP or FLUSH with fields set) goes straight to
+//! more than the longest request, a host buffer wrapping past 2^64, a NOP or FLUSH with
+//! fields set) goes straight to
 //! retirement with its status, as do NOP and FLUSH. A WRITE queues its request for the
 //! protection core, a plan for the write stream, and the DMA reads of its host buffer (each
 //! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
@@ -97,8 +98,9 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     network_address: Signal<Local, Bits<64>>,
     is_write: Signal<Local, bool>,
     is_read: Signal<Local, bool>,
-    is_other: Signal<Local, bool>,
+    is_nop_or_flush: Signal<Local, bool>,
     malformed: Signal<Local, bool>,
+    last_byte_offset: Signal<Local, Bits<32>>,
     has_room: Signal<Local, bool>,
     issuing: Signal<Local, bool>,
     block_room: Signal<Local, Bits<32>>,
@@ -126,6 +128,8 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     zero_16: Constant<Bits<16>>,
     zero_32: Constant<Bits<32>>,
     zero_64: Constant<Bits<64>>,
+    all_64: Constant<Bits<64>>,
+    one_32: Constant<Bits<32>>,
 }
 
 fn at(position: usize) -> Constant<Bits<32>> {
@@ -172,8 +176,9 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             network_address: Default::default(),
             is_write: Default::default(),
             is_read: Default::default(),
-            is_other: Default::default(),
+            is_nop_or_flush: Default::default(),
             malformed: Default::default(),
+            last_byte_offset: Default::default(),
             has_room: Default::default(),
             issuing: Default::default(),
             block_room: Default::default(),
@@ -200,6 +205,8 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             zero_16: Constant::new(0u64.into()),
             zero_32: Constant::new(0u64.into()),
             zero_64: Constant::new(0u64.into()),
+            all_64: Constant::new(u64::MAX.into()),
+            one_32: Constant::new(1u64.into()),
         }
     }
 }
@@ -232,10 +239,10 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
             .get_bits::<64>(self.address_at.val().index());
         self.is_write.next = self.opcode.val() == self.write_opcode.val();
         self.is_read.next = self.opcode.val() == self.read_opcode.val();
-        self.is_other.next = (self.opcode.val() == self.nop_opcode.val())
+        self.is_nop_or_flush.next = (self.opcode.val() == self.nop_opcode.val())
             || (self.opcode.val() == self.flush_opcode.val());
         self.malformed.next = false;
-        if !self.is_write.val() && !self.is_read.val() && !self.is_other.val() {
+        if !self.is_write.val() && !self.is_read.val() && !self.is_nop_or_flush.val() {
             self.malformed.next = true;
         }
         if self
@@ -255,7 +262,15 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
         {
             self.malformed.next = true;
         }
-        if self.is_other.val()
+        // Overflow safe: the buffer's last byte, not its end, must fit below 2^64.
+        self.last_byte_offset.next = self.length.val() - self.one_32.val();
+        if (self.is_write.val() || self.is_read.val())
+            && (self.host_address.val()
+                > self.all_64.val() - bit_cast::<64, 32>(self.last_byte_offset.val()))
+        {
+            self.malformed.next = true;
+        }
+        if self.is_nop_or_flush.val()
             && ((self
                 .descriptor
                 .val()

@@ -30,7 +30,8 @@ use retirer::Retirer;
 use rust_hdl::prelude::*;
 use write_stream::WriteStream;
 
-/// Tags of descriptor fetches; data reads use tags from 0.
+/// Tags of descriptor fetches, from 32 up (tag bit 5 tells completions apart); data reads
+/// use tags from 0.
 pub const FETCH_TAG_BASE: u8 = 32;
 
 #[derive(LogicBlock)]

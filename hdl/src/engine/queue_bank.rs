@@ -76,8 +76,11 @@ pub struct QueueBank<const QUEUES: usize> {
     phase: [DFF<bool>; QUEUES],
     control: [DFF<Bits<32>>; QUEUES],
     errors: [DFF<Bits<8>>; QUEUES],
-    /// Descriptors fetched and not yet completed: completion slots spoken for.
+    /// Descriptors fetched whose completion is not yet issued: completion slots spoken for.
     in_flight: [DFF<Bits<16>>; QUEUES],
+    /// Completion entries issued and not yet acknowledged by the host side. The queue is
+    /// busy until both counts are 0: only then has everything it fetched landed.
+    unacknowledged: [DFF<Bits<16>>; QUEUES],
     pending_interrupts: [DFF<Bits<8>>; QUEUES],
     interrupt_timer: [DFF<Bits<16>>; QUEUES],
     turn: DFF<Bits<4>>,
@@ -96,6 +99,8 @@ pub struct QueueBank<const QUEUES: usize> {
     target_enabled: Signal<Local, bool>,
     target_running: Signal<Local, bool>,
     target_busy: Signal<Local, bool>,
+    /// An entries value the 16-bit register cannot hold.
+    entries_too_wide: Signal<Local, bool>,
     target_errors: Signal<Local, Bits<8>>,
     target_sq_base: Signal<Local, Bits<64>>,
     target_sq_entries: Signal<Local, Bits<16>>,
@@ -143,6 +148,10 @@ pub struct QueueBank<const QUEUES: usize> {
     returned: [Signal<Local, Bits<16>>; QUEUES],
     raised: [Signal<Local, Bits<8>>; QUEUES],
     acknowledged: [Signal<Local, bool>; QUEUES],
+    /// This clock a completion entry of the queue went to the DMA writer, and one landed
+    /// (refused or not).
+    entry_issued: [Signal<Local, bool>; QUEUES],
+    entry_landed: [Signal<Local, bool>; QUEUES],
     firing: [Signal<Local, bool>; QUEUES],
     completing_cq_base: Signal<Local, Bits<64>>,
     completing_cq_tail: Signal<Local, Bits<16>>,
@@ -153,7 +162,6 @@ pub struct QueueBank<const QUEUES: usize> {
     interrupt_offered_queue: DFF<Bits<4>>,
 
     queue_numbers: [Constant<Bits<4>>; QUEUES],
-    queue_vectors: [Constant<Bits<8>>; QUEUES],
     last_queue: Constant<Bits<4>>,
     window_tag: Constant<Bits<4>>,
     sq_base_register: Constant<Bits<8>>,
@@ -171,6 +179,7 @@ pub struct QueueBank<const QUEUES: usize> {
     coalesce_count_shift: Constant<Bits<32>>,
     coalesce_clocks_shift: Constant<Bits<32>>,
     control_mask: Constant<Bits<32>>,
+    entries_limit: Constant<Bits<64>>,
     running_shift: Constant<Bits<8>>,
     busy_shift: Constant<Bits<8>>,
     error_shift: Constant<Bits<8>>,
@@ -254,6 +263,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             control: std::array::from_fn(|_| Default::default()),
             errors: std::array::from_fn(|_| Default::default()),
             in_flight: std::array::from_fn(|_| Default::default()),
+            unacknowledged: std::array::from_fn(|_| Default::default()),
             pending_interrupts: std::array::from_fn(|_| Default::default()),
             interrupt_timer: std::array::from_fn(|_| Default::default()),
             turn: Default::default(),
@@ -269,6 +279,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             target_enabled: Default::default(),
             target_running: Default::default(),
             target_busy: Default::default(),
+            entries_too_wide: Default::default(),
             target_errors: Default::default(),
             target_sq_base: Default::default(),
             target_sq_entries: Default::default(),
@@ -313,6 +324,8 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             returned: std::array::from_fn(|_| Default::default()),
             raised: std::array::from_fn(|_| Default::default()),
             acknowledged: std::array::from_fn(|_| Default::default()),
+            entry_issued: std::array::from_fn(|_| Default::default()),
+            entry_landed: std::array::from_fn(|_| Default::default()),
             firing: std::array::from_fn(|_| Default::default()),
             completing_cq_base: Default::default(),
             completing_cq_tail: Default::default(),
@@ -322,7 +335,6 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             interrupt_offered: Default::default(),
             interrupt_offered_queue: Default::default(),
             queue_numbers: std::array::from_fn(|q| Constant::new((q as u64).into())),
-            queue_vectors: std::array::from_fn(|q| Constant::new((q as u64).into())),
             last_queue: Constant::new((QUEUES as u64 - 1).into()),
             window_tag: Constant::new(u64::from(QUEUES_OFFSET >> 12).into()),
             sq_base_register: relative(queue::SQ_BASE),
@@ -345,6 +357,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             coalesce_clocks_shift: Constant::new(
                 (queue_control::COALESCE_CLOCKS.shift as u64).into(),
             ),
+            entries_limit: Constant::new(0xffffu64.into()),
             control_mask: Constant::new(
                 (queue_control::ENABLE.mask()
                     | queue_control::INTERRUPT_ENABLE.mask()
@@ -431,6 +444,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             self.errors[q].d.next = self.errors[q].q.val();
             self.in_flight[q].clock.next = self.clock.val();
             self.in_flight[q].d.next = self.in_flight[q].q.val();
+            self.unacknowledged[q].clock.next = self.clock.val();
+            self.unacknowledged[q].d.next = self.unacknowledged[q].q.val();
             self.pending_interrupts[q].clock.next = self.clock.val();
             self.pending_interrupts[q].d.next = self.pending_interrupts[q].q.val();
             self.interrupt_timer[q].clock.next = self.clock.val();
@@ -469,7 +484,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                     .val()
                     .get_bit(self.enable_bit.val().index());
                 self.target_running.next = self.running[q].val();
-                self.target_busy.next = self.in_flight[q].q.val() != self.zero_16.val();
+                self.target_busy.next = (self.in_flight[q].q.val() != self.zero_16.val())
+                    || (self.unacknowledged[q].q.val() != self.zero_16.val());
                 self.target_errors.next = self.errors[q].q.val();
                 self.target_sq_entries.next = self.sq_entries[q].q.val();
                 self.target_cq_entries.next = self.cq_entries[q].q.val();
@@ -554,17 +570,23 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         self.takes_control.next = false;
         self.resets_queue.next = false;
         self.new_errors.next = self.zero_8.val();
+        self.entries_too_wide.next = ((self.register.val() == self.sq_entries_register.val())
+            || (self.register.val() == self.cq_entries_register.val()))
+            && (self.mmio_write_data.val() > self.entries_limit.val());
         if (self.register.val() == self.sq_base_register.val())
             || (self.register.val() == self.sq_entries_register.val())
             || (self.register.val() == self.cq_base_register.val())
             || (self.register.val() == self.cq_entries_register.val())
         {
-            if self.target_enabled.val() {
+            // Not while the queue runs, nor while what it fetched is still completing.
+            if self.target_enabled.val() || self.target_busy.val() || self.entries_too_wide.val() {
                 self.new_errors.next = self.refused_write.val();
             } else {
                 self.takes_configuration.next = true;
             }
         }
+        // A tail moved back behind the head cannot be told from a ring filled up to it: the
+        // slots between are fetched as new, as an NVMe controller would.
         if self.register.val() == self.sq_tail_register.val() {
             if !self.target_enabled.val() {
                 self.new_errors.next = self.refused_write.val();
@@ -743,9 +765,17 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             }
             self.returned[q].next = self.zero_16.val();
             self.raised[q].next = self.zero_8.val();
-            if self.completion_issued.val()
-                && (self.completion_queue.val() == self.queue_numbers[q].val())
-            {
+            self.entry_issued[q].next = self.completion_issued.val()
+                && (self.completion_queue.val() == self.queue_numbers[q].val());
+            self.entry_landed[q].next = self.completion_acked.val()
+                && (self.completion_acked_queue.val() == self.queue_numbers[q].val());
+            if self.entry_issued[q].val() && !self.entry_landed[q].val() {
+                self.unacknowledged[q].d.next = self.unacknowledged[q].q.val() + self.one_16.val();
+            }
+            if self.entry_landed[q].val() && !self.entry_issued[q].val() {
+                self.unacknowledged[q].d.next = self.unacknowledged[q].q.val() - self.one_16.val();
+            }
+            if self.entry_issued[q].val() {
                 self.returned[q].next = self.one_16.val();
                 self.cq_tail[q].d.next = (self.cq_tail[q].q.val() + self.one_16.val())
                     & (self.cq_entries[q].q.val() - self.one_16.val());
@@ -760,13 +790,9 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                     self.returned[q].val() + bit_cast::<16, 8>(self.fetch_failed_count.val());
                 self.raised[q].next = self.fetch_error.val();
             }
-            self.acknowledged[q].next = self.completion_acked.val()
-                && !self.completion_acked_error.val()
-                && (self.completion_acked_queue.val() == self.queue_numbers[q].val());
-            if self.completion_acked.val()
-                && self.completion_acked_error.val()
-                && (self.completion_acked_queue.val() == self.queue_numbers[q].val())
-            {
+            self.acknowledged[q].next =
+                self.entry_landed[q].val() && !self.completion_acked_error.val();
+            if self.entry_landed[q].val() && self.completion_acked_error.val() {
                 self.raised[q].next = self.raised[q].val() | self.completion_error.val();
             }
             self.in_flight[q].d.next =
@@ -846,6 +872,7 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.control[q].d.next = self.zero_32.val();
                 self.errors[q].d.next = self.zero_8.val();
                 self.in_flight[q].d.next = self.zero_16.val();
+                self.unacknowledged[q].d.next = self.zero_16.val();
                 self.pending_interrupts[q].d.next = self.zero_8.val();
                 self.interrupt_timer[q].d.next = self.zero_16.val();
             }

@@ -10,11 +10,12 @@ use crate::engine::realigner::Realigner;
 use crate::fifo::Fifo;
 use rust_hdl::prelude::*;
 
-/// How a WRITE's data fared on the way in.
+/// How a transfer's host side fared: a WRITE's DMA reads here, a READ's DMA writes in the
+/// DMA writer.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct WriteResult {
     pub dma_error: bool,
-    /// Bytes before the first refused read.
+    /// Bytes before the first access the host side refused.
     pub bytes_done: Bits<32>,
 }
 
