@@ -22,7 +22,7 @@ use npmu_abi::program::{self, QueueError, QueueSettings, RegisterAccess};
 use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
 use npmu_abi::registers::{self as reg, queue_offset, status};
 use npmu_abi::Config;
-use npmu_model::{HostMemory, Memory, NetworkInterface, SparseMemory};
+use npmu_model::{DmaDirection, HostMemory, Memory, NetworkInterface, SparseMemory};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::path::Path;
@@ -35,7 +35,7 @@ pub struct DeviceStalls {
     pub mmio_request: Stall,
     pub mmio_response: Stall,
     pub dma_read_request: Stall,
-    /// Gaps between read completion beats.
+    /// Gaps between read completion beats (the NI takes every beat it is offered).
     pub dma_read_completion: Stall,
     pub dma_write: Stall,
     pub dma_write_response: Stall,
@@ -255,9 +255,13 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         &self.interrupts
     }
 
-    /// Pulses reset, drops everything in flight, waits for the tables to be cleared.
+    /// Pulses reset, drops everything in flight and every log, waits for the tables to be
+    /// cleared.
     pub fn reset(&mut self) {
         self.mmio.clear();
+        self.completions.clear();
+        self.interrupts.clear();
+        self.doorbells.clear();
         self.memory.reset();
         self.host.reset();
         self.rings.iter_mut().for_each(|ring| *ring = None);
@@ -283,10 +287,10 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         panic!("the NI was still initializing {limit} register reads after reset");
     }
 
-    /// Maps host pages for DMA, on the NI's side and the model's.
-    pub fn map_host(&mut self, iova: u64, length: u64) {
-        self.host.memory_mut().map(iova, length);
-        self.model_host.map(iova, length);
+    /// Maps host pages for DMA in `direction`, on the NI's side and the model's.
+    pub fn map_host(&mut self, iova: u64, length: u64, direction: DmaDirection) {
+        self.host.memory_mut().map(iova, length, direction);
+        self.model_host.map(iova, length, direction);
     }
 
     pub fn unmap_host(&mut self, iova: u64, length: u64) {
@@ -307,7 +311,8 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         bytes
     }
 
-    /// Sets a queue pair up and enables it; its rings must be mapped. The completion ring
+    /// Sets a queue pair up and enables it; its rings must be mapped ([`Self::map_rings`]).
+    /// The completion ring
     /// is cleared first, as a driver must: entries left from an earlier use of the ring
     /// would carry the phase the new pass starts with.
     pub fn set_up_queue(&mut self, queue: u16, settings: &QueueSettings) -> Result<(), QueueError> {
@@ -325,6 +330,23 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             paused: false,
         });
         Ok(())
+    }
+
+    /// Maps a queue pair's rings as a driver does: the submission ring for the device to
+    /// read, the completion ring for it to write.
+    pub fn map_rings(&mut self, settings: &QueueSettings) {
+        let submission_bytes = u64::from(settings.submission_entries) * u64::from(DESCRIPTOR_BYTES);
+        let completion_bytes = u64::from(settings.completion_entries) * u64::from(COMPLETION_BYTES);
+        self.map_host(
+            settings.submission_base,
+            submission_bytes,
+            DmaDirection::ToDevice,
+        );
+        self.map_host(
+            settings.completion_base,
+            completion_bytes,
+            DmaDirection::FromDevice,
+        );
     }
 
     /// Stops (or resumes) reading and releasing `queue`'s completions.

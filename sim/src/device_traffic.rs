@@ -13,6 +13,7 @@ use npmu_abi::program::{self, ContextSettings, QueueSettings, RegisterAccess};
 use npmu_abi::queue::{decode_completion_status, Descriptor, Opcode};
 use npmu_abi::registers::{self as reg, Group};
 use npmu_abi::Config;
+use npmu_model::DmaDirection;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -71,12 +72,17 @@ impl DeviceTraffic {
         for queue in 0..config.queues as u16 {
             let entries = [16, 64, 256][random.gen_range(0..3)];
             let rings = ring_settings(queue, entries);
-            device.map_host(rings.submission_base, 0x10_0000);
+            device.map_rings(&rings);
             device
                 .set_up_queue(queue, &rings)
                 .expect("setting up a queue");
             let buffer = 0x4000_0000 + u64::from(queue) * 0x100_0000;
-            device.map_host(buffer, 2 * BUFFER_BYTES);
+            device.map_host(buffer, BUFFER_BYTES, DmaDirection::ToDevice);
+            device.map_host(
+                buffer + BUFFER_BYTES,
+                BUFFER_BYTES,
+                DmaDirection::FromDevice,
+            );
             // A page the IOMMU refuses in each, so some transfers meet a DMA fault midway.
             for half in [buffer, buffer + BUFFER_BYTES] {
                 device.unmap_host(half + random.gen_range(8..BUFFER_BYTES / 4096) * 4096, 1);
@@ -266,9 +272,9 @@ fn count_statuses<B: Backend<Inputs = Inputs, Outputs = Outputs>>(
     }
 }
 
-/// Compares memory and registers of an idle device with the golden model's. The last-fault
-/// record is left out: it depends on the order queues interleave in, which the model, running
-/// each queue's descriptors at its doorbell, does not follow.
+/// Compares memory and registers, every queue's included, of an idle device with the golden
+/// model's. The last-fault record is left out: it depends on the order queues interleave in,
+/// which the model, running each queue's descriptors at its doorbell, does not follow.
 fn check_idle<B: Backend<Inputs = Inputs, Outputs = Outputs>>(device: &mut DeviceHarness<B>) {
     device.check_memory();
     for register in reg::all().into_iter().filter(|r| r.group != Group::Faults) {
@@ -276,5 +282,10 @@ fn check_idle<B: Backend<Inputs = Inputs, Outputs = Outputs>>(device: &mut Devic
     }
     for status in 0..=npmu_abi::Fault::MAX_CODE {
         device.read(reg::request_count_offset(status));
+    }
+    for queue in 0..device.config().queues as u16 {
+        for register in reg::queue::ALL {
+            device.read(reg::queue_offset(queue, register));
+        }
     }
 }

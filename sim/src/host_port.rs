@@ -97,7 +97,10 @@ impl HostPort {
         if length == 0 || length > limit {
             fail("length outside 1 to the configured maximum");
         }
-        if address / HOST_PAGE_BYTES != (address + length - 1) / HOST_PAGE_BYTES {
+        let Some(last_byte) = address.checked_add(length - 1) else {
+            fail("wraps past 2^64");
+        };
+        if address / HOST_PAGE_BYTES != last_byte / HOST_PAGE_BYTES {
             fail("crosses a 4 KiB page");
         }
     }
@@ -197,6 +200,9 @@ impl HostPort {
         byte_enable: u8,
         last: bool,
     ) {
+        if self.incoming.is_none() {
+            self.check_request(now, "write", address, length, self.max_write);
+        }
         let lanes = self.data_bytes;
         let incoming = self.incoming.get_or_insert_with(|| IncomingWrite {
             address,
@@ -225,8 +231,11 @@ impl HostPort {
         }
         if last {
             let incoming = self.incoming.take().unwrap();
-            self.check_request(now, "write", address, length, self.max_write);
-            let refused = self.memory.mapped_prefix(address, length) < length;
+            // Every byte of the request, each once: the lanes of different beats differ.
+            if incoming.bytes.len() as u64 != length {
+                fail("its beats enable fewer bytes than its length");
+            }
+            let refused = self.memory.writable_prefix(address, length) < length;
             if !refused {
                 for (at, byte) in incoming.bytes {
                     self.memory.contents_mut().write(at, &[byte]);

@@ -38,7 +38,6 @@ fn run(
 #[test]
 fn a_hundred_thousand_random_descriptors_match_the_golden_model() {
     let statuses = run(&Config::SIM, 100_000, DeviceStalls::NONE, 1);
-    assert!(statuses.values().sum::<usize>() >= 100_000);
     assert!(
         statuses[&0] > 60_000,
         "most descriptors should pass: {statuses:?}"

@@ -9,6 +9,7 @@ use common::device::*;
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::queue::{Descriptor, DescriptorError, Opcode};
 use npmu_abi::{Config, Fault};
+use npmu_model::DmaDirection;
 use npmu_sim::DeviceOptions;
 use rstest::rstest;
 
@@ -212,11 +213,13 @@ fn a_context_without_the_permission_refuses(#[case] operation: Opcode, #[case] b
 #[case::zero_length_read(read(0, 0, DESTINATION, 0, 5))]
 #[case::too_long(write(0, 0, SOURCE, Config::SIM.max_request_bytes + 1, 5))]
 #[case::longest_length(read(0, 0, DESTINATION, u32::MAX, 5))]
-#[case::host_buffer_wrapping(read(0, 0, u64::MAX - 6, 8, 5))]
+#[case::read_host_buffer_wrapping(read(0, 0, u64::MAX - 6, 8, 5))]
+#[case::write_host_buffer_wrapping(write(0, 0, u64::MAX, 2, 5))]
 #[case::nop_with_length(Descriptor { length: 1.into(), ..without_data(Opcode::Nop, 5) })]
 #[case::nop_with_address(Descriptor { host_address: SOURCE.into(), ..without_data(Opcode::Nop, 5) })]
 #[case::flush_with_context(Descriptor { context: CONTEXT.into(), ..without_data(Opcode::Flush, 5) })]
 #[case::flush_with_key(Descriptor { key: 1.into(), ..without_data(Opcode::Flush, 5) })]
+#[case::flush_with_length(Descriptor { length: 8.into(), ..without_data(Opcode::Flush, 5) })]
 fn a_malformed_descriptor_gets_an_error_completion(#[case] descriptor: Descriptor) {
     let (mut device, key) = prepared();
     // The context and key are right where the descriptor carries them.
@@ -264,7 +267,7 @@ fn a_write_from_host_memory_the_iommu_refuses_stops_at_the_hole(#[values(0, 1, 2
     let split = before_hole as usize;
     assert!(back[..split].iter().all(|byte| *byte == DATA));
     assert!(back[split..].iter().all(|byte| *byte == OLD));
-    device.map_host(SOURCE + hole * 4096, 4096);
+    device.map_host(SOURCE + hole * 4096, 4096, DmaDirection::ToDevice);
     assert_queue_works(&mut device, key);
 }
 
@@ -290,6 +293,25 @@ fn a_read_into_host_memory_the_iommu_refuses_reports_the_bytes_before_the_hole(
         assert_eq!(*byte, expected, "byte {index}");
     }
     device.check_memory();
-    device.map_host(DESTINATION + hole * 4096, 4096);
+    device.map_host(DESTINATION + hole * 4096, 4096, DmaDirection::FromDevice);
+    assert_queue_works(&mut device, key);
+}
+
+/// The IOMMU maps the source buffer for the device to read and the destination for it to
+/// write: a READ into the source, or a WRITE from the destination, is refused like a hole.
+#[rstest]
+#[case::read_into_a_buffer_mapped_to_the_device(read(0, 0, SOURCE, 100, 5))]
+#[case::write_from_a_buffer_mapped_from_the_device(write(0, 0, DESTINATION, 100, 5))]
+fn a_transfer_against_the_mapping_s_direction_is_a_dma_fault(#[case] descriptor: Descriptor) {
+    let (mut device, key) = prepared();
+    let descriptor = Descriptor {
+        key: key.into(),
+        ..descriptor
+    };
+    let before = device.read_host(SOURCE, 100);
+    let expected = (DescriptorError::DMA_CODE, 0);
+    assert_eq!(run_one(&mut device, QUEUE, &descriptor), expected);
+    assert_eq!(device.read_host(SOURCE, 100), before);
+    assert_untouched(&mut device, key);
     assert_queue_works(&mut device, key);
 }

@@ -1,6 +1,7 @@
 use npmu_abi::program::{self, ContextSettings, QueueSettings};
 use npmu_abi::queue::{Descriptor, Opcode};
 use npmu_abi::Config;
+use npmu_model::DmaDirection;
 use npmu_sim::{DeviceHarness, DeviceOptions};
 
 #[test]
@@ -20,7 +21,7 @@ fn write_then_read_through_queues() {
         first_entry: 0,
     };
     let context_key = program::register_context(&mut device, 3, &settings).unwrap();
-    device.map_host(0x100000, 0x10000);
+    device.map_host(0x100000, 0x10000, DmaDirection::Bidirectional);
     let queue = QueueSettings {
         submission_base: 0x100000,
         submission_entries: 16,

@@ -10,6 +10,7 @@ use npmu_abi::program::{QueueError, QueueSettings, RegisterAccess};
 use npmu_abi::queue::{Opcode, COMPLETION_BYTES};
 use npmu_abi::registers::{queue, queue_control, queue_offset, queue_status, Register};
 use npmu_abi::Config;
+use npmu_model::DmaDirection;
 use npmu_sim::device_traffic::ring_settings;
 use npmu_sim::DeviceOptions;
 use rstest::rstest;
@@ -75,6 +76,12 @@ fn a_doorbell_beyond_the_ring_is_ignored(#[case] tail: u64) {
     assert_eq!(register(&mut device, QUEUE, queue::SQ_HEAD), 0);
     assert_eq!(device.take_completions(), []);
     assert_queues_work(&mut device, key);
+    // Sticky: later work that succeeds leaves the bit set, until the queue is enabled again.
+    assert!(status_has(
+        &mut device,
+        QUEUE,
+        queue_status::SQ_DOORBELL_ERROR
+    ));
 }
 
 #[test]
@@ -189,6 +196,8 @@ fn an_entries_value_wider_than_the_register_is_refused(#[case] target: Register)
 #[case::submission_entries_too_many(QueueSettings { submission_entries: 8192, ..ring_settings(QUEUE, 16) })]
 #[case::completion_entries_one(QueueSettings { completion_entries: 1, ..ring_settings(QUEUE, 16) })]
 #[case::completion_entries_odd(QueueSettings { completion_entries: 6, ..ring_settings(QUEUE, 16) })]
+#[case::completion_entries_zero(QueueSettings { completion_entries: 0, ..ring_settings(QUEUE, 16) })]
+#[case::completion_entries_too_many(QueueSettings { completion_entries: 8192, ..ring_settings(QUEUE, 16) })]
 #[case::submission_base_unaligned(QueueSettings { submission_base: 0x1010_0010, ..ring_settings(QUEUE, 16) })]
 #[case::completion_base_unaligned(QueueSettings { completion_base: 0x1018_0008, ..ring_settings(QUEUE, 16) })]
 fn an_invalid_configuration_is_refused_when_enabled(#[case] settings: QueueSettings) {
@@ -217,19 +226,16 @@ fn a_disabled_queue_refuses_doorbells_and_starts_afresh_when_enabled() {
     let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
     let settings = ring_settings(QUEUE, 8);
     device.set_up_queue(QUEUE, &settings).unwrap();
-    // Five descriptors: the pointers and the phase stand mid-ring.
-    for tag in 0..5 {
-        device
-            .submit(QUEUE, &without_data(Opcode::Nop, tag))
-            .unwrap();
-    }
-    device.run_until_idle();
-    device.take_completions();
+    // Twelve descriptors: the pointers stand mid-ring, on the pass whose phase is 0.
+    let nops: Vec<_> = (0..6).map(|tag| without_data(Opcode::Nop, tag)).collect();
+    run(&mut device, QUEUE, &nops);
+    let second_pass = run(&mut device, QUEUE, &nops);
+    assert_eq!(second_pass.last().unwrap().phase, 0);
     device.write(queue_offset(QUEUE, queue::CONTROL), 0);
     assert!(!status_has(&mut device, QUEUE, queue_status::RUNNING));
     for doorbell in [queue::SQ_TAIL, queue::CQ_HEAD] {
         device.write(queue_offset(QUEUE, doorbell), 6);
-        assert_eq!(register(&mut device, QUEUE, doorbell), 5);
+        assert_eq!(register(&mut device, QUEUE, doorbell), 4);
     }
     assert!(status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
     // The other queues never noticed.
@@ -248,7 +254,7 @@ fn a_disabled_queue_refuses_doorbells_and_starts_afresh_when_enabled() {
         assert_eq!(register(&mut device, QUEUE, pointer), 0);
     }
     assert!(!status_has(&mut device, QUEUE, queue_status::REFUSED_WRITE));
-    // Twelve more wrap the fresh ring; the phase starts at 1 again.
+    // The fresh ring's first pass carries phase 1 again.
     let completions = run(
         &mut device,
         QUEUE,
@@ -325,10 +331,10 @@ fn a_ring_the_iommu_refuses_halts_only_its_queue(
     #[case] error: Field,
 ) {
     let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
-    let settings = ring_settings(OTHER_QUEUE, 16);
-    let ring = match completion_ring {
-        false => settings.submission_base,
-        true => settings.completion_base,
+    let settings = ring_settings(OTHER_QUEUE, RING_ENTRIES);
+    let (ring, direction) = match completion_ring {
+        false => (settings.submission_base, DmaDirection::ToDevice),
+        true => (settings.completion_base, DmaDirection::FromDevice),
     };
     device.unmap_host(ring, 4096);
     device
@@ -346,7 +352,73 @@ fn a_ring_the_iommu_refuses_halts_only_its_queue(
         run_one(&mut device, QUEUE, &without_data(Opcode::Nop, 3)),
         (0, 0)
     );
-    device.map_host(ring, 4096);
+    // Mapped again, the halted queue still fetches nothing until it is enabled again.
+    device.map_host(ring, 4096, direction);
+    let traffic = device.host_traffic();
+    device.write(queue_offset(OTHER_QUEUE, queue::SQ_TAIL), 5);
+    step(&mut device, 500);
+    assert_eq!(device.host_traffic(), traffic);
     device.set_up_queue(OTHER_QUEUE, &settings).unwrap();
     assert_queues_work(&mut device, key);
+}
+
+#[test]
+fn the_largest_rings_are_taken() {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let largest = ring_settings(QUEUE, npmu_abi::queue::MAX_QUEUE_ENTRIES);
+    device.map_rings(&largest);
+    device.set_up_queue(QUEUE, &largest).unwrap();
+    assert_queues_work(&mut device, key);
+}
+
+/// A queue moving data is not disturbed by every kind of bad input on another meanwhile.
+#[test]
+fn bad_input_on_one_queue_leaves_a_busy_one_alone() {
+    let (mut device, key) = set_up(&Config::SIM, DeviceOptions::default());
+    let mut expected = Vec::new();
+    for index in 0..24u32 {
+        let offset = u64::from(index % 8) * 4096;
+        let data: Vec<u8> = (0..4096)
+            .map(|byte| (byte as u32 * 3 + index) as u8)
+            .collect();
+        if index < 8 {
+            device.write_host(SOURCE + offset, &data);
+            expected.push(data);
+        }
+        let descriptor = match index {
+            0..=7 => write(key, offset, SOURCE + offset, 4096, index),
+            _ => read(
+                key,
+                offset,
+                DESTINATION + u64::from(index) * 4096,
+                4096,
+                index,
+            ),
+        };
+        device.submit(QUEUE, &descriptor).unwrap();
+    }
+    let other = |register| queue_offset(OTHER_QUEUE, register);
+    device.write(other(queue::SQ_TAIL), 0x1_0000);
+    device.write(other(queue::CQ_HEAD), 7);
+    device.write(other(queue::SQ_BASE), 0x1234);
+    device.write(other(queue::CONTROL), 0);
+    device.write(other(queue::SQ_TAIL), 1);
+    device.write(other(queue::CQ_ENTRIES), 3);
+    device.write(other(queue::CONTROL), queue_control::ENABLE.place(1));
+    device.forget_queue(OTHER_QUEUE);
+    assert!(
+        device.outstanding() > 0,
+        "the busy queue finished before the bad input"
+    );
+    device.run_until_idle();
+    let completions = device.take_completions();
+    assert_eq!(completions.len(), 24);
+    assert!(completions
+        .iter()
+        .all(|completion| completion.entry.status == 0));
+    for index in 8..24u64 {
+        let back = device.read_host(DESTINATION + index * 4096, 4096);
+        assert_eq!(back, expected[(index % 8) as usize], "READ {index}");
+    }
+    device.check_memory();
 }

@@ -52,8 +52,9 @@ fn on_the_core_rust_hdl_and_verilator_agree_clock_for_clock() {
     assert_eq!(verilator.1, rust_hdl.1, "memory traffic differs");
 }
 
-/// Completions with the clock each became visible, interrupts, and the clocks run.
-type DeviceRun = (Vec<DeviceCompletion>, Vec<(u64, u8)>, u64);
+/// Completions with the clock each became visible, interrupts, DMA reads and writes, and
+/// the clocks run.
+type DeviceRun = (Vec<DeviceCompletion>, Vec<(u64, u8)>, (u64, u64), u64);
 
 fn run_device<
     B: Backend<Inputs = network_interface::Inputs, Outputs = network_interface::Outputs>,
@@ -82,18 +83,23 @@ fn run_device<
         completions.extend(finished);
     }
     device.check_memory();
-    (completions, device.interrupts().to_vec(), device.now())
+    (
+        completions,
+        device.interrupts().to_vec(),
+        device.host_traffic(),
+        device.now(),
+    )
 }
 
 #[test]
 fn on_the_whole_ni_rust_hdl_and_verilator_agree_clock_for_clock() {
     let verilator = run_device(VerilatedNetworkInterface::new(&Config::ICE40).unwrap());
     let rust_hdl = run_device(RustHdlNetworkInterface::new());
-    assert_eq!(verilator.0.len(), 80);
     assert_eq!(
-        verilator.2, rust_hdl.2,
+        verilator.3, rust_hdl.3,
         "both ran the same number of clocks"
     );
+    assert_eq!(verilator.2, rust_hdl.2, "DMA traffic differs");
     assert_eq!(verilator.0, rust_hdl.0, "completions differ");
     assert_eq!(verilator.1, rust_hdl.1, "interrupts differ");
 }

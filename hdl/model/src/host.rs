@@ -1,14 +1,36 @@
-//! Host memory as the NI reaches it by DMA: pages an IOMMU maps, the rest refused.
+//! Host memory as the NI reaches it by DMA: pages an IOMMU maps, each for the directions
+//! the driver allowed, the rest refused.
 
 use crate::memory::{Memory, SparseMemory};
 use npmu_abi::HOST_PAGE_BYTES;
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
+
+/// Which way the IOMMU lets the device move data through a mapping, as the Linux DMA API
+/// names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaDirection {
+    /// The device only reads: submission rings, the sources of WRITEs.
+    ToDevice,
+    /// The device only writes: completion rings, the destinations of READs.
+    FromDevice,
+    Bidirectional,
+}
+
+impl DmaDirection {
+    fn lets_device_read(self) -> bool {
+        self != DmaDirection::FromDevice
+    }
+
+    fn lets_device_write(self) -> bool {
+        self != DmaDirection::ToDevice
+    }
+}
 
 /// Host memory behind an IOMMU with 4 KiB pages.
 #[derive(Clone, Debug, Default)]
 pub struct HostMemory {
     memory: SparseMemory,
-    mapped: BTreeSet<u64>,
+    mapped: BTreeMap<u64, DmaDirection>,
 }
 
 impl HostMemory {
@@ -16,9 +38,10 @@ impl HostMemory {
         Self::default()
     }
 
-    /// Maps the pages holding `length` bytes from `iova`.
-    pub fn map(&mut self, iova: u64, length: u64) {
-        self.mapped.extend(pages(iova, length));
+    /// Maps the pages holding `length` bytes from `iova` for `direction`.
+    pub fn map(&mut self, iova: u64, length: u64, direction: DmaDirection) {
+        self.mapped
+            .extend(pages(iova, length).map(|page| (page, direction)));
     }
 
     /// Unmaps the pages holding `length` bytes from `iova`; their contents stay.
@@ -28,27 +51,39 @@ impl HostMemory {
         }
     }
 
-    pub fn is_mapped(&self, iova: u64) -> bool {
-        self.mapped.contains(&(iova / HOST_PAGE_BYTES))
+    /// Bytes from `iova` the device may read before the first page it may not, at most
+    /// `length`.
+    pub fn readable_prefix(&self, iova: u64, length: u64) -> u64 {
+        self.prefix(iova, length, DmaDirection::lets_device_read)
     }
 
-    /// Bytes from `iova` before the first unmapped page, at most `length`.
-    pub fn mapped_prefix(&self, iova: u64, length: u64) -> u64 {
+    /// Bytes from `iova` the device may write before the first page it may not, at most
+    /// `length`.
+    pub fn writable_prefix(&self, iova: u64, length: u64) -> u64 {
+        self.prefix(iova, length, DmaDirection::lets_device_write)
+    }
+
+    fn prefix(&self, iova: u64, length: u64, allowed: fn(DmaDirection) -> bool) -> u64 {
         pages(iova, length)
-            .find(|page| !self.mapped.contains(page))
+            .find(|page| {
+                !self
+                    .mapped
+                    .get(page)
+                    .is_some_and(|direction| allowed(*direction))
+            })
             .map_or(length, |page| (page * HOST_PAGE_BYTES).saturating_sub(iova))
     }
 
-    /// What a DMA read returns; `None` if a page is unmapped.
+    /// What a DMA read returns; `None` if the IOMMU refuses a page.
     pub fn read(&self, iova: u64, buffer: &mut [u8]) -> Option<()> {
-        (self.mapped_prefix(iova, buffer.len() as u64) == buffer.len() as u64).then(|| {
+        (self.readable_prefix(iova, buffer.len() as u64) == buffer.len() as u64).then(|| {
             self.memory.read(iova, buffer);
         })
     }
 
-    /// A DMA write; `None` (and nothing written) if a page is unmapped.
+    /// A DMA write; `None` (and nothing written) if the IOMMU refuses a page.
     pub fn write(&mut self, iova: u64, data: &[u8]) -> Option<()> {
-        (self.mapped_prefix(iova, data.len() as u64) == data.len() as u64).then(|| {
+        (self.writable_prefix(iova, data.len() as u64) == data.len() as u64).then(|| {
             self.memory.write(iova, data);
         })
     }
@@ -80,12 +115,26 @@ mod tests {
     #[test]
     fn the_prefix_stops_at_the_first_unmapped_page() {
         let mut host = HostMemory::new();
-        host.map(0x1000, 0x3000);
+        host.map(0x1000, 0x3000, DmaDirection::Bidirectional);
         host.unmap(0x2000, 1);
-        assert_eq!(host.mapped_prefix(0x1800, 0x2000), 0x800);
-        assert_eq!(host.mapped_prefix(0x0800, 16), 0);
-        assert_eq!(host.mapped_prefix(0x3000, 0x1000), 0x1000);
+        assert_eq!(host.readable_prefix(0x1800, 0x2000), 0x800);
+        assert_eq!(host.writable_prefix(0x0800, 16), 0);
+        assert_eq!(host.readable_prefix(0x3000, 0x1000), 0x1000);
         assert!(host.write(0x1ff0, &[1; 32]).is_none());
         assert!(host.write(0x1ff0, &[1; 16]).is_some());
+    }
+
+    #[test]
+    fn each_mapping_allows_only_its_directions() {
+        let mut host = HostMemory::new();
+        host.map(0x1000, 0x1000, DmaDirection::ToDevice);
+        host.map(0x2000, 0x1000, DmaDirection::FromDevice);
+        let mut buffer = [0u8; 8];
+        assert!(host.read(0x1000, &mut buffer).is_some());
+        assert!(host.write(0x1000, &buffer).is_none());
+        assert!(host.read(0x2000, &mut buffer).is_none());
+        assert!(host.write(0x2000, &buffer).is_some());
+        assert_eq!(host.readable_prefix(0x1ff8, 16), 8);
+        assert_eq!(host.writable_prefix(0x1ff8, 16), 0);
     }
 }

@@ -12,7 +12,7 @@ mod host;
 mod memory;
 mod queues;
 
-pub use host::HostMemory;
+pub use host::{DmaDirection, HostMemory};
 pub use memory::{Memory, SparseMemory};
 
 use queues::QueueState;

@@ -205,7 +205,10 @@ impl<M: Memory> NetworkInterface<M> {
         let iova = descriptor.host_address.get();
         let length = u64::from(request.length);
         // The bytes before the first page the IOMMU refuses; the NI moves only those.
-        let reachable = host.mapped_prefix(iova, length);
+        let reachable = match operation {
+            Operation::Write => host.readable_prefix(iova, length),
+            Operation::Read => host.writable_prefix(iova, length),
+        };
         let mut data = vec![0u8; request.length as usize];
         host.contents().read(iova, &mut data);
         let outcome = self.run_request(&request, &data, reachable as usize);

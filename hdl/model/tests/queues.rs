@@ -4,7 +4,7 @@ use npmu_abi::program::{self, ContextSettings, QueueSettings};
 use npmu_abi::queue::{decode_completion_status, Completion, Descriptor, DescriptorError, Opcode};
 use npmu_abi::registers::{queue, queue_offset, queue_status};
 use npmu_abi::{Config, Fault};
-use npmu_model::{HostMemory, Memory, NetworkInterface, SparseMemory};
+use npmu_model::{DmaDirection, HostMemory, Memory, NetworkInterface, SparseMemory};
 use zerocopy::{FromBytes, IntoBytes};
 
 const KEY: u64 = 77;
@@ -38,9 +38,9 @@ impl Bench {
         };
         let key = program::register_context(&mut ni, 2, &settings).unwrap();
         let mut host = HostMemory::new();
-        host.map(SQ, PAGE);
-        host.map(CQ, PAGE);
-        host.map(BUFFER, 4 * PAGE);
+        host.map(SQ, PAGE, DmaDirection::ToDevice);
+        host.map(CQ, PAGE, DmaDirection::FromDevice);
+        host.map(BUFFER, 4 * PAGE, DmaDirection::Bidirectional);
         let queue = QueueSettings {
             submission_base: SQ,
             submission_entries: 8,
@@ -265,7 +265,7 @@ fn dma_faults_on_rings_halt_the_queue_until_it_is_enabled_again() {
     let status = bench.status();
     assert!(queue_status::FETCH_ERROR.is_set(status));
     assert!(!queue_status::RUNNING.is_set(status));
-    bench.host.map(SQ, PAGE);
+    bench.host.map(SQ, PAGE, DmaDirection::ToDevice);
     bench.ni.mmio_write(queue_offset(1, queue::CONTROL), 0);
     bench.ni.mmio_write(queue_offset(1, queue::CONTROL), 1);
     assert_eq!(bench.status(), queue_status::RUNNING.mask());

@@ -1,10 +1,11 @@
 //! The whole NI set up the way most directed device tests want it: unlocked, every queue
 //! running with its rings mapped, one context bound to [`QUEUE`] over scattered pages, and
-//! two mapped host buffers.
+//! two host buffers: [`SOURCE`] mapped for the device to read, [`DESTINATION`] to write.
 
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::queue::{Completion, Descriptor, Opcode};
 use npmu_abi::Config;
+use npmu_model::DmaDirection;
 use npmu_sim::device_traffic::ring_settings;
 use npmu_sim::{DeviceHarness, DeviceOptions, VerilatedNetworkInterface};
 
@@ -35,11 +36,11 @@ pub fn set_up(config: &Config, options: DeviceOptions) -> (Device, u32) {
     program::unlock(&mut device, management_key).unwrap();
     for queue in 0..config.queues as u16 {
         let rings = ring_settings(queue, RING_ENTRIES);
-        device.map_host(rings.submission_base, 0x10_0000);
+        device.map_rings(&rings);
         device.set_up_queue(queue, &rings).unwrap();
     }
-    device.map_host(SOURCE, BUFFER_BYTES);
-    device.map_host(DESTINATION, BUFFER_BYTES);
+    device.map_host(SOURCE, BUFFER_BYTES, DmaDirection::ToDevice);
+    device.map_host(DESTINATION, BUFFER_BYTES, DmaDirection::FromDevice);
     let pages: Vec<Option<u32>> = (0..CONTEXT_PAGES)
         .map(|page| Some(physical_page(page)))
         .collect();

@@ -5,6 +5,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use npmu_abi::program::{self, ContextSettings};
 use npmu_abi::queue::{Descriptor, Opcode};
 use npmu_abi::Config;
+use npmu_model::DmaDirection;
 use npmu_sim::device_traffic::ring_settings;
 use npmu_sim::{DeviceHarness, DeviceOptions, VerilatedNetworkInterface};
 use serde_json::{json, Value};
@@ -88,9 +89,9 @@ fn device(config: &Config, host_latency: u64, queues: u32) -> (Device, Vec<u32>)
     let mut keys = Vec::new();
     for queue in 0..queues as u16 {
         let rings = ring_settings(queue, RING_ENTRIES);
-        device.map_host(rings.submission_base, 0x10_0000);
+        device.map_rings(&rings);
         device.set_up_queue(queue, &rings).expect("a queue");
-        device.map_host(buffer(queue), BUFFER_BYTES);
+        device.map_host(buffer(queue), BUFFER_BYTES, DmaDirection::Bidirectional);
         let first_entry = u32::from(queue) * PAGES_PER_QUEUE;
         let pages: Vec<Option<u32>> = (first_entry..first_entry + PAGES_PER_QUEUE)
             .map(|entry| Some(entry * 2 + 1))
@@ -141,8 +142,8 @@ fn transfer(
     }
 }
 
-/// Payload bytes per clock with every ring kept full, measured from the completion that ends
-/// the first tenth of the run to the last one.
+/// Payload bytes per clock with every ring kept full, measured between the completions that
+/// end the first and the ninth tenth of the run: past the start, before the rings drain.
 fn throughput(
     config: &Config,
     host_latency: u64,
@@ -156,7 +157,7 @@ fn throughput(
     let mut submitted = vec![0u64; queues as usize];
     let mut completed = 0u64;
     let mut window_start = None;
-    let mut last_clock = 0;
+    let mut window_end = None;
     while completed < total {
         for queue in 0..queues as u16 {
             let index = &mut submitted[usize::from(queue)];
@@ -185,11 +186,14 @@ fn throughput(
             if completed == total / 10 {
                 window_start = Some((completion.clock, completed));
             }
-            last_clock = completion.clock;
+            if completed == total * 9 / 10 {
+                window_end = Some((completion.clock, completed));
+            }
         }
     }
     let (start_clock, start_count) = window_start.expect("at least ten transfers");
-    ((completed - start_count) * u64::from(size)) as f64 / (last_clock - start_clock) as f64
+    let (end_clock, end_count) = window_end.expect("at least ten transfers");
+    ((end_count - start_count) * u64::from(size)) as f64 / (end_clock - start_clock) as f64
 }
 
 /// Clocks from the NI taking the doorbell of one 64-byte write, on an idle NI, to its
