@@ -306,6 +306,6 @@ impl<
 }
 
 /// The default configuration's NI.
-pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 32, 8, 11, 5>;
+pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 32, 8, 11, 6>;
 /// The iCE40 configuration's NI.
 pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8, 2, 8, 7, 9, 1>;
