@@ -20,18 +20,21 @@
 use crate::block_ram_fifo::BlockRamFifo;
 use crate::fifo::Fifo;
 use crate::ram::BlockRam;
-use npmu_abi::{Config, Fault};
+use npmu_abi::{
+    Config, Fault, ADDRESS_BITS, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
+    PAGE_NUMBER_BITS, STATUS_BITS,
+};
 use rust_hdl::prelude::*;
 
 /// One context table entry.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct ContextEntry {
     pub valid: bool,
-    pub key: Bits<32>,
+    pub key: Bits<KEY_BITS>,
     pub read: bool,
     pub write: bool,
     pub any_initiator: bool,
-    pub initiator: Bits<16>,
+    pub initiator: Bits<INITIATOR_BITS>,
     pub base: Bits<64>,
     /// At most the number of translation entries, so at most 2^16.
     pub pages: Bits<17>,
@@ -42,21 +45,21 @@ pub struct ContextEntry {
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct TranslationEntry {
     pub valid: bool,
-    pub page: Bits<32>,
+    pub page: Bits<PAGE_NUMBER_BITS>,
 }
 
 /// What the data mover needs to carry out (or refuse) one request.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct Verdict {
     /// 0, or the fault code.
-    pub status: Bits<4>,
+    pub status: Bits<STATUS_BITS>,
     pub write: bool,
-    pub context: Bits<16>,
+    pub context: Bits<CONTEXT_ID_BITS>,
     /// Physical page of the first byte.
-    pub first_page: Bits<32>,
+    pub first_page: Bits<PAGE_NUMBER_BITS>,
     /// Offset of the first byte in its page.
     pub page_offset: Bits<16>,
-    pub length: Bits<32>,
+    pub length: Bits<LENGTH_BITS>,
     /// Pages this request put in the page queue (all but the first, or fewer on a fault).
     pub queued_pages: Bits<16>,
 }
@@ -71,11 +74,11 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     pub request_valid: Signal<In, bool>,
     pub request_ready: Signal<Out, bool>,
     pub request_write: Signal<In, bool>,
-    pub request_context: Signal<In, Bits<16>>,
-    pub request_key: Signal<In, Bits<32>>,
-    pub request_initiator: Signal<In, Bits<16>>,
-    pub request_address: Signal<In, Bits<64>>,
-    pub request_length: Signal<In, Bits<32>>,
+    pub request_context: Signal<In, Bits<CONTEXT_ID_BITS>>,
+    pub request_key: Signal<In, Bits<KEY_BITS>>,
+    pub request_initiator: Signal<In, Bits<INITIATOR_BITS>>,
+    pub request_address: Signal<In, Bits<ADDRESS_BITS>>,
+    pub request_length: Signal<In, Bits<LENGTH_BITS>>,
 
     pub verdict_valid: Signal<Out, bool>,
     pub verdict_ready: Signal<In, bool>,
@@ -83,16 +86,16 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
 
     pub page_valid: Signal<Out, bool>,
     pub page_ready: Signal<In, bool>,
-    pub page: Signal<Out, Bits<32>>,
+    pub page: Signal<Out, Bits<PAGE_NUMBER_BITS>>,
 
     /// Every request's outcome, in the clock its verdict is issued.
     pub outcome_valid: Signal<Out, bool>,
-    pub outcome_status: Signal<Out, Bits<4>>,
+    pub outcome_status: Signal<Out, Bits<STATUS_BITS>>,
     pub outcome_write: Signal<Out, bool>,
-    pub outcome_context: Signal<Out, Bits<16>>,
-    pub outcome_initiator: Signal<Out, Bits<16>>,
+    pub outcome_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
+    pub outcome_initiator: Signal<Out, Bits<INITIATOR_BITS>>,
     pub outcome_address: Signal<Out, Bits<64>>,
-    pub outcome_length: Signal<Out, Bits<32>>,
+    pub outcome_length: Signal<Out, Bits<LENGTH_BITS>>,
 
     /// Table access for the programming engine; its reads only while the pipeline is empty.
     pub context_write_enable: Signal<In, bool>,
@@ -116,11 +119,11 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     // Check stage: the request whose context the context table is presenting.
     check_valid: DFF<bool>,
     check_write: DFF<bool>,
-    check_context: DFF<Bits<16>>,
-    check_key: DFF<Bits<32>>,
-    check_initiator: DFF<Bits<16>>,
+    check_context: DFF<Bits<CONTEXT_ID_BITS>>,
+    check_key: DFF<Bits<KEY_BITS>>,
+    check_initiator: DFF<Bits<INITIATOR_BITS>>,
     check_address: DFF<Bits<64>>,
-    check_length: DFF<Bits<32>>,
+    check_length: DFF<Bits<LENGTH_BITS>>,
     /// Pages of this request already looked up.
     check_page_counter: DFF<Bits<16>>,
     check_fault: Signal<Local, Bits<4>>,
@@ -141,16 +144,16 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
     translate_valid: DFF<bool>,
     translate_last: DFF<bool>,
     translate_lookup: DFF<bool>,
-    translate_fault: DFF<Bits<4>>,
+    translate_fault: DFF<Bits<STATUS_BITS>>,
     translate_write: DFF<bool>,
-    translate_context: DFF<Bits<16>>,
-    translate_initiator: DFF<Bits<16>>,
+    translate_context: DFF<Bits<CONTEXT_ID_BITS>>,
+    translate_initiator: DFF<Bits<INITIATOR_BITS>>,
     translate_address: DFF<Bits<64>>,
-    translate_length: DFF<Bits<32>>,
+    translate_length: DFF<Bits<LENGTH_BITS>>,
     translate_page_offset: DFF<Bits<16>>,
     // What the request's earlier pages found.
     have_first_page: DFF<bool>,
-    first_page: DFF<Bits<32>>,
+    first_page: DFF<Bits<PAGE_NUMBER_BITS>>,
     page_missing: DFF<bool>,
     queued_pages: DFF<Bits<16>>,
     takes_first_page: Signal<Local, bool>,

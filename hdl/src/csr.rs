@@ -6,7 +6,10 @@
 //! programming engine works from, the request counters and the last-fault record.
 
 use npmu_abi::registers::{self as reg, command_status, last_fault, status, Register};
-use npmu_abi::{Config, Fault, Field};
+use npmu_abi::{
+    Config, Fault, Field, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
+    MMIO_ADDRESS_BITS, STATUS_BITS,
+};
 use rust_hdl::prelude::*;
 
 const STATUSES: usize = Fault::MAX_CODE as usize + 1;
@@ -21,7 +24,7 @@ pub struct CsrBank {
     pub mmio_request_valid: Signal<In, bool>,
     pub mmio_request_ready: Signal<Out, bool>,
     pub mmio_request_write: Signal<In, bool>,
-    pub mmio_request_address: Signal<In, Bits<16>>,
+    pub mmio_request_address: Signal<In, Bits<MMIO_ADDRESS_BITS>>,
     pub mmio_request_write_data: Signal<In, Bits<64>>,
     pub mmio_response_valid: Signal<Out, bool>,
     pub mmio_response_ready: Signal<In, bool>,
@@ -31,7 +34,7 @@ pub struct CsrBank {
     pub command_start: Signal<Out, bool>,
     pub command: Signal<Out, Bits<64>>,
     pub context_id: Signal<Out, Bits<32>>,
-    pub key: Signal<Out, Bits<32>>,
+    pub key: Signal<Out, Bits<KEY_BITS>>,
     pub access: Signal<Out, Bits<64>>,
     pub base: Signal<Out, Bits<64>>,
     pub pages: Signal<Out, Bits<32>>,
@@ -57,12 +60,12 @@ pub struct CsrBank {
 
     /// Each request's outcome, from the AVT.
     pub outcome_valid: Signal<In, bool>,
-    pub outcome_status: Signal<In, Bits<4>>,
+    pub outcome_status: Signal<In, Bits<STATUS_BITS>>,
     pub outcome_write: Signal<In, bool>,
-    pub outcome_context: Signal<In, Bits<16>>,
-    pub outcome_initiator: Signal<In, Bits<16>>,
+    pub outcome_context: Signal<In, Bits<CONTEXT_ID_BITS>>,
+    pub outcome_initiator: Signal<In, Bits<INITIATOR_BITS>>,
     pub outcome_address: Signal<In, Bits<64>>,
-    pub outcome_length: Signal<In, Bits<32>>,
+    pub outcome_length: Signal<In, Bits<LENGTH_BITS>>,
 
     unlocked: DFF<bool>,
     failed_unlocks: DFF<Bits<32>>,

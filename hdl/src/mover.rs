@@ -9,7 +9,7 @@
 //! [`crate::responder::Responder`].
 
 use crate::avt::Verdict;
-use npmu_abi::Config;
+use npmu_abi::{Config, CONTEXT_ID_BITS, MEMORY_ADDRESS_BITS, PAGE_NUMBER_BITS, STATUS_BITS};
 use rust_hdl::prelude::*;
 
 /// What the responder needs to answer one memory response (or none, if immediate).
@@ -20,7 +20,7 @@ pub struct Record {
     pub write: bool,
     /// The request's last beat.
     pub last: bool,
-    pub status: Bits<4>,
+    pub status: Bits<STATUS_BITS>,
     /// Lanes `first_lane..end_lane` of the beat belong to the request.
     pub first_lane: Bits<4>,
     pub end_lane: Bits<4>,
@@ -36,7 +36,7 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     pub verdict: Signal<In, Verdict>,
     pub page_valid: Signal<In, bool>,
     pub page_ready: Signal<Out, bool>,
-    pub page: Signal<In, Bits<32>>,
+    pub page: Signal<In, Bits<PAGE_NUMBER_BITS>>,
 
     pub write_data_valid: Signal<In, bool>,
     pub write_data_ready: Signal<Out, bool>,
@@ -47,10 +47,10 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     pub memory_request_valid: Signal<Out, bool>,
     pub memory_request_ready: Signal<In, bool>,
     pub memory_request_write: Signal<Out, bool>,
-    pub memory_request_address: Signal<Out, Bits<48>>,
+    pub memory_request_address: Signal<Out, Bits<MEMORY_ADDRESS_BITS>>,
     pub memory_request_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub memory_request_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
-    pub memory_request_context: Signal<Out, Bits<16>>,
+    pub memory_request_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
 
     pub record_valid: Signal<Out, bool>,
     pub record_ready: Signal<In, bool>,
@@ -60,8 +60,8 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     active: DFF<bool>,
     dropping: DFF<bool>,
     current_write: DFF<bool>,
-    current_context: DFF<Bits<16>>,
-    current_page: DFF<Bits<32>>,
+    current_context: DFF<Bits<CONTEXT_ID_BITS>>,
+    current_page: DFF<Bits<PAGE_NUMBER_BITS>>,
     /// Offset in its page of the next beat's first byte.
     offset: DFF<Bits<16>>,
     remaining: DFF<Bits<32>>,

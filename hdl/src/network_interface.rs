@@ -20,7 +20,10 @@
 
 use crate::engine::CommandEngine;
 use crate::protection_core::ProtectionCore;
-use npmu_abi::{Config, DMA_LENGTH_BITS};
+use npmu_abi::{
+    Config, CONTEXT_ID_BITS, DMA_LENGTH_BITS, DMA_TAG_BITS, IOVA_BITS, MEMORY_ADDRESS_BITS,
+    MMIO_ADDRESS_BITS,
+};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -42,7 +45,7 @@ pub struct NetworkInterface<
     pub mmio_request_valid: Signal<In, bool>,
     pub mmio_request_ready: Signal<Out, bool>,
     pub mmio_request_write: Signal<In, bool>,
-    pub mmio_request_address: Signal<In, Bits<16>>,
+    pub mmio_request_address: Signal<In, Bits<MMIO_ADDRESS_BITS>>,
     pub mmio_request_write_data: Signal<In, Bits<64>>,
     pub mmio_response_valid: Signal<Out, bool>,
     pub mmio_response_ready: Signal<In, bool>,
@@ -50,18 +53,18 @@ pub struct NetworkInterface<
 
     pub dma_read_request_valid: Signal<Out, bool>,
     pub dma_read_request_ready: Signal<In, bool>,
-    pub dma_read_request_tag: Signal<Out, Bits<8>>,
-    pub dma_read_request_address: Signal<Out, Bits<64>>,
+    pub dma_read_request_tag: Signal<Out, Bits<DMA_TAG_BITS>>,
+    pub dma_read_request_address: Signal<Out, Bits<IOVA_BITS>>,
     pub dma_read_request_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
     pub dma_read_completion_valid: Signal<In, bool>,
     pub dma_read_completion_ready: Signal<Out, bool>,
-    pub dma_read_completion_tag: Signal<In, Bits<8>>,
+    pub dma_read_completion_tag: Signal<In, Bits<DMA_TAG_BITS>>,
     pub dma_read_completion_data: Signal<In, Bits<DATA_BITS>>,
     pub dma_read_completion_last: Signal<In, bool>,
     pub dma_read_completion_error: Signal<In, bool>,
     pub dma_write_valid: Signal<Out, bool>,
     pub dma_write_ready: Signal<In, bool>,
-    pub dma_write_address: Signal<Out, Bits<64>>,
+    pub dma_write_address: Signal<Out, Bits<IOVA_BITS>>,
     pub dma_write_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
     pub dma_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub dma_write_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
@@ -77,10 +80,10 @@ pub struct NetworkInterface<
     pub memory_request_valid: Signal<Out, bool>,
     pub memory_request_ready: Signal<In, bool>,
     pub memory_request_write: Signal<Out, bool>,
-    pub memory_request_address: Signal<Out, Bits<48>>,
+    pub memory_request_address: Signal<Out, Bits<MEMORY_ADDRESS_BITS>>,
     pub memory_request_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub memory_request_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
-    pub memory_request_context: Signal<Out, Bits<16>>,
+    pub memory_request_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
     pub memory_response_valid: Signal<In, bool>,
     pub memory_response_ready: Signal<Out, bool>,
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
@@ -305,7 +308,24 @@ impl<
     }
 }
 
+/// The NI of a named configuration, every parameter taken from it.
+macro_rules! network_interface_of {
+    ($config:expr) => {
+        NetworkInterface<
+            { $config.data_bits() },
+            { $config.data_bytes as usize },
+            { $config.context_index_bits() },
+            { $config.entry_index_bits() },
+            { $config.queues as usize },
+            { $config.dma_read_tags as usize },
+            { $config.fetch_buffer_bits() },
+            { $config.read_buffer_bits() },
+            { $config.engine_queue_bits() },
+        >
+    };
+}
+
 /// The default configuration's NI.
-pub type SimNetworkInterface = NetworkInterface<64, 8, 8, 12, 4, 32, 8, 11, 6>;
+pub type SimNetworkInterface = network_interface_of!(Config::SIM);
 /// The iCE40 configuration's NI.
-pub type Ice40NetworkInterface = NetworkInterface<32, 4, 4, 8, 2, 8, 7, 9, 1>;
+pub type Ice40NetworkInterface = network_interface_of!(Config::ICE40);

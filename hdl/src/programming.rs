@@ -9,7 +9,7 @@
 
 use crate::avt::{ContextEntry, TranslationEntry};
 use npmu_abi::registers::{context_access, context_key, entry_value};
-use npmu_abi::{Command, CommandError, Config};
+use npmu_abi::{Command, CommandError, Config, KEY_BITS};
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -39,7 +39,7 @@ pub struct ProgrammingEngine<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_
     pub start: Signal<In, bool>,
     pub command: Signal<In, Bits<64>>,
     pub context_id: Signal<In, Bits<32>>,
-    pub key: Signal<In, Bits<32>>,
+    pub key: Signal<In, Bits<KEY_BITS>>,
     pub access: Signal<In, Bits<64>>,
     pub base: Signal<In, Bits<64>>,
     pub pages: Signal<In, Bits<32>>,

@@ -27,7 +27,10 @@ use crate::csr::CsrBank;
 use crate::mover::Mover;
 use crate::programming::ProgrammingEngine;
 use crate::responder::Responder;
-use npmu_abi::Config;
+use npmu_abi::{
+    Config, ADDRESS_BITS, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
+    MEMORY_ADDRESS_BITS, MMIO_ADDRESS_BITS, STATUS_BITS,
+};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -44,7 +47,7 @@ pub struct ProtectionCore<
     pub mmio_request_valid: Signal<In, bool>,
     pub mmio_request_ready: Signal<Out, bool>,
     pub mmio_request_write: Signal<In, bool>,
-    pub mmio_request_address: Signal<In, Bits<16>>,
+    pub mmio_request_address: Signal<In, Bits<MMIO_ADDRESS_BITS>>,
     pub mmio_request_write_data: Signal<In, Bits<64>>,
     pub mmio_response_valid: Signal<Out, bool>,
     pub mmio_response_ready: Signal<In, bool>,
@@ -53,28 +56,28 @@ pub struct ProtectionCore<
     pub request_valid: Signal<In, bool>,
     pub request_ready: Signal<Out, bool>,
     pub request_write: Signal<In, bool>,
-    pub request_context: Signal<In, Bits<16>>,
-    pub request_key: Signal<In, Bits<32>>,
-    pub request_initiator: Signal<In, Bits<16>>,
-    pub request_address: Signal<In, Bits<64>>,
-    pub request_length: Signal<In, Bits<32>>,
+    pub request_context: Signal<In, Bits<CONTEXT_ID_BITS>>,
+    pub request_key: Signal<In, Bits<KEY_BITS>>,
+    pub request_initiator: Signal<In, Bits<INITIATOR_BITS>>,
+    pub request_address: Signal<In, Bits<ADDRESS_BITS>>,
+    pub request_length: Signal<In, Bits<LENGTH_BITS>>,
     pub write_data_valid: Signal<In, bool>,
     pub write_data_ready: Signal<Out, bool>,
     pub write_data: Signal<In, Bits<DATA_BITS>>,
     pub write_data_enable: Signal<In, Bits<STROBE_BITS>>,
     pub response_valid: Signal<Out, bool>,
     pub response_ready: Signal<In, bool>,
-    pub response_status: Signal<Out, Bits<4>>,
+    pub response_status: Signal<Out, Bits<STATUS_BITS>>,
     pub response_data: Signal<Out, Bits<DATA_BITS>>,
     pub response_last: Signal<Out, bool>,
 
     pub memory_request_valid: Signal<Out, bool>,
     pub memory_request_ready: Signal<In, bool>,
     pub memory_request_write: Signal<Out, bool>,
-    pub memory_request_address: Signal<Out, Bits<48>>,
+    pub memory_request_address: Signal<Out, Bits<MEMORY_ADDRESS_BITS>>,
     pub memory_request_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub memory_request_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
-    pub memory_request_context: Signal<Out, Bits<16>>,
+    pub memory_request_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
     pub memory_response_valid: Signal<In, bool>,
     pub memory_response_ready: Signal<Out, bool>,
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
@@ -291,10 +294,22 @@ impl<
     }
 }
 
+/// The core of a named configuration, every parameter taken from it.
+macro_rules! protection_core_of {
+    ($config:expr) => {
+        ProtectionCore<
+            { $config.data_bits() },
+            { $config.data_bytes as usize },
+            { $config.context_index_bits() },
+            { $config.entry_index_bits() },
+        >
+    };
+}
+
 /// The default configuration's core.
-pub type SimProtectionCore = ProtectionCore<64, 8, 8, 12>;
+pub type SimProtectionCore = protection_core_of!(Config::SIM);
 /// The iCE40 configuration's core.
-pub type Ice40ProtectionCore = ProtectionCore<32, 4, 4, 8>;
+pub type Ice40ProtectionCore = protection_core_of!(Config::ICE40);
 
 #[cfg(test)]
 mod tests {

@@ -8,6 +8,7 @@
 
 use crate::fifo::Fifo;
 use crate::mover::Record;
+use npmu_abi::STATUS_BITS;
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -25,7 +26,7 @@ pub struct Responder<const DATA_BITS: usize> {
 
     pub response_valid: Signal<Out, bool>,
     pub response_ready: Signal<In, bool>,
-    pub response_status: Signal<Out, Bits<4>>,
+    pub response_status: Signal<Out, Bits<STATUS_BITS>>,
     pub response_data: Signal<Out, Bits<DATA_BITS>>,
     pub response_last: Signal<Out, bool>,
 

@@ -28,6 +28,9 @@ pub struct Config {
     pub max_read_request_bytes: u32,
     /// DMA reads of data in flight at most (a power of two, at most 32).
     pub dma_read_tags: u32,
+    /// Entries of the command engine's internal queues: host writes awaiting their
+    /// response, requests between its stages (a power of two, 2 to 64).
+    pub engine_queue_depth: u32,
 }
 
 impl Config {
@@ -45,6 +48,7 @@ impl Config {
         max_payload_bytes: 256,
         max_read_request_bytes: 512,
         dma_read_tags: 32,
+        engine_queue_depth: 64,
     };
 
     /// Small enough for an iCE40 UP5K: its 128 KiB of SPRAM as persistent memory.
@@ -61,6 +65,7 @@ impl Config {
         max_payload_bytes: 128,
         max_read_request_bytes: 256,
         dma_read_tags: 8,
+        engine_queue_depth: 2,
     };
 
     pub const ALL: [Config; 2] = [Config::SIM, Config::ICE40];
@@ -78,6 +83,39 @@ impl Config {
 
     pub const fn memory_bytes(&self) -> u64 {
         self.memory_pages << self.page_shift
+    }
+
+    // The hardware's generic parameters, derived here so that no build restates them.
+
+    pub const fn data_bits(&self) -> usize {
+        self.data_bytes as usize * 8
+    }
+
+    pub const fn context_index_bits(&self) -> usize {
+        self.contexts.ilog2() as usize
+    }
+
+    pub const fn entry_index_bits(&self) -> usize {
+        self.translation_entries.ilog2() as usize
+    }
+
+    /// log2 of the beats of one longest DMA read: a slot of a DMA reader's buffer.
+    const fn read_slot_bits(&self) -> usize {
+        (self.max_read_request_bytes / self.data_bytes).ilog2() as usize
+    }
+
+    /// Address bits of the descriptor fetcher's buffer: a slot per queue.
+    pub const fn fetch_buffer_bits(&self) -> usize {
+        self.queues.ilog2() as usize + self.read_slot_bits()
+    }
+
+    /// Address bits of the data reader's buffer: a slot per tag.
+    pub const fn read_buffer_bits(&self) -> usize {
+        self.dma_read_tags.ilog2() as usize + self.read_slot_bits()
+    }
+
+    pub const fn engine_queue_bits(&self) -> usize {
+        self.engine_queue_depth.ilog2() as usize
     }
 
     /// Checks the parameters against the limits of the hardware.
@@ -119,6 +157,11 @@ impl Config {
         }
         if !self.dma_read_tags.is_power_of_two() || self.dma_read_tags > 32 {
             return invalid("DMA read tags must be a power of two, at most 32");
+        }
+        if !self.engine_queue_depth.is_power_of_two()
+            || !(2..=64).contains(&self.engine_queue_depth)
+        {
+            return invalid("engine queues must hold a power of two from 2 to 64 entries");
         }
         Ok(())
     }
@@ -164,6 +207,7 @@ mod tests {
     #[case(Config { max_payload_bytes: 100, ..Config::SIM })]
     #[case(Config { max_read_request_bytes: 8192, ..Config::SIM })]
     #[case(Config { dma_read_tags: 64, ..Config::SIM })]
+    #[case(Config { engine_queue_depth: 48, ..Config::SIM })]
     #[case(Config { data_bytes: 4, max_read_request_bytes: 1024, ..Config::SIM })]
     fn invalid_parameters_are_refused(#[case] config: Config) {
         assert!(matches!(config.validate(), Err(ConfigError::Invalid(..))));

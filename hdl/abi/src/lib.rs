@@ -35,6 +35,8 @@ pub const PAGE_NUMBER_BITS: usize = 32;
 pub const MEMORY_ADDRESS_BITS: usize = 48;
 /// Width of the status field of a response.
 pub const STATUS_BITS: usize = 4;
+/// Width of a host IOVA on the DMA port.
+pub const IOVA_BITS: usize = 64;
 /// Width of a DMA tag.
 pub const DMA_TAG_BITS: usize = 8;
 /// Width of a DMA request's length in bytes (a request stays inside one 4 KiB page).

@@ -80,6 +80,9 @@ const _: () = assert!(offset_of!(Completion, phase) == 15);
 
 pub const DESCRIPTOR_BYTES: u32 = 32;
 pub const COMPLETION_BYTES: u32 = 16;
+/// A descriptor and a completion as the hardware holds them, one word each.
+pub const DESCRIPTOR_BITS: usize = 8 * DESCRIPTOR_BYTES as usize;
+pub const COMPLETION_BITS: usize = 8 * COMPLETION_BYTES as usize;
 /// Largest submission or completion ring, in entries.
 pub const MAX_QUEUE_ENTRIES: u32 = 4096;
 

@@ -226,6 +226,19 @@ pub mod queue {
         SQ_BASE, SQ_ENTRIES, SQ_TAIL, SQ_HEAD, CQ_BASE, CQ_ENTRIES, CQ_HEAD, CQ_TAIL, CONTROL,
         STATUS,
     ];
+
+    /// Width of the entries registers and the ring pointers; a wider entries value is
+    /// refused.
+    pub const POINTER_BITS: usize = 16;
+
+    /// Whether a ring of `entries` entries of `entry_bytes` each at `base` is one the NI
+    /// takes: a power of two from 2 to [`crate::queue::MAX_QUEUE_ENTRIES`], aligned to its
+    /// entries.
+    pub fn ring_valid(base: u64, entries: u64, entry_bytes: u32) -> bool {
+        entries.is_power_of_two()
+            && (2..=u64::from(crate::queue::MAX_QUEUE_ENTRIES)).contains(&entries)
+            && base % u64::from(entry_bytes) == 0
+    }
 }
 
 /// Fields of a queue's [`queue::CONTROL`].
@@ -239,6 +252,9 @@ pub mod queue_control {
     pub const COALESCE_COUNT: Field = Field::new(8, 8);
     /// ... or once the oldest pending completion has waited this many clocks (0: never).
     pub const COALESCE_CLOCKS: Field = Field::new(16, 16);
+    /// Every bit the register keeps; the rest read 0.
+    pub const WRITABLE: u64 =
+        ENABLE.mask() | INTERRUPT_ENABLE.mask() | COALESCE_COUNT.mask() | COALESCE_CLOCKS.mask();
 }
 
 /// Bits of a queue's [`queue::STATUS`]. Error bits are sticky until the queue is enabled
@@ -262,6 +278,10 @@ pub mod queue_status {
     /// A ring register written while enabled or busy (or an entries value wider than 16
     /// bits), a doorbell while disabled, or enabling while busy; it was ignored.
     pub const REFUSED_WRITE: Field = Field::bit(13);
+    /// Every error bit, as one field.
+    pub const ERRORS: Field = Field::new(8, 8);
+    /// The errors that stop the queue until it is enabled again.
+    pub const HALTING: u64 = CONFIG_ERROR.mask() | FETCH_ERROR.mask() | COMPLETION_ERROR.mask();
 }
 
 /// Fields of [`IDENTITY`].

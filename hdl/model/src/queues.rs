@@ -6,7 +6,7 @@ use crate::host::HostMemory;
 use crate::{Memory, NetworkInterface};
 use npmu_abi::queue::{
     encode_completion_status, Completion, Descriptor, DescriptorError, Opcode, COMPLETION_BYTES,
-    DESCRIPTOR_BYTES, MAX_QUEUE_ENTRIES,
+    DESCRIPTOR_BYTES,
 };
 use npmu_abi::registers::{queue, queue_control, queue_status, Register};
 use npmu_abi::{Operation, Request, HOST_PAGE_BYTES};
@@ -30,33 +30,18 @@ pub(crate) struct QueueState {
     errors: u64,
 }
 
-const HALTING: u64 = queue_status::CONFIG_ERROR.mask()
-    | queue_status::FETCH_ERROR.mask()
-    | queue_status::COMPLETION_ERROR.mask();
-const CONTROL_BITS: u64 = queue_control::ENABLE.mask()
-    | queue_control::INTERRUPT_ENABLE.mask()
-    | queue_control::COALESCE_COUNT.mask()
-    | queue_control::COALESCE_CLOCKS.mask();
-/// The entries registers hold 16 bits; a wider value is refused.
-const LARGEST_ENTRIES_VALUE: u64 = 0xffff;
-
 impl QueueState {
     fn enabled(&self) -> bool {
         queue_control::ENABLE.is_set(self.control)
     }
 
     fn running(&self) -> bool {
-        self.enabled() && self.errors & HALTING == 0
+        self.enabled() && self.errors & queue_status::HALTING == 0
     }
 
     fn configuration_valid(&self) -> bool {
-        let ring = |entries: u64| {
-            entries.is_power_of_two() && (2..=u64::from(MAX_QUEUE_ENTRIES)).contains(&entries)
-        };
-        ring(self.sq_entries)
-            && ring(self.cq_entries)
-            && self.sq_base % u64::from(DESCRIPTOR_BYTES) == 0
-            && self.cq_base % u64::from(COMPLETION_BYTES) == 0
+        queue::ring_valid(self.sq_base, self.sq_entries, DESCRIPTOR_BYTES)
+            && queue::ring_valid(self.cq_base, self.cq_entries, COMPLETION_BYTES)
     }
 
     fn completions_pending(&self) -> u64 {
@@ -91,7 +76,7 @@ impl QueueState {
             {
                 refuse(&mut self.errors)
             }
-            queue::SQ_ENTRIES | queue::CQ_ENTRIES if value > LARGEST_ENTRIES_VALUE => {
+            queue::SQ_ENTRIES | queue::CQ_ENTRIES if value >> queue::POINTER_BITS != 0 => {
                 refuse(&mut self.errors)
             }
             queue::SQ_BASE => self.sq_base = value,
@@ -113,7 +98,7 @@ impl QueueState {
             }
             queue::CONTROL => {
                 let enabling = queue_control::ENABLE.is_set(value) && !self.enabled();
-                self.control = value & CONTROL_BITS;
+                self.control = value & queue_control::WRITABLE;
                 if enabling {
                     *self = QueueState {
                         control: self.control,

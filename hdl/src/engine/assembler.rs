@@ -4,7 +4,7 @@
 //! dropped and counted back to its queue.
 
 use crate::fifo::Fifo;
-use npmu_abi::queue::DESCRIPTOR_BYTES;
+use npmu_abi::queue::DESCRIPTOR_BITS;
 use rust_hdl::prelude::*;
 
 /// A batch of descriptors being fetched, in fetch order.
@@ -15,8 +15,6 @@ pub struct Batch {
     pub slot: Bits<16>,
     pub count: Bits<8>,
 }
-
-pub const DESCRIPTOR_BITS: usize = 8 * DESCRIPTOR_BYTES as usize;
 
 #[derive(LogicBlock)]
 pub struct DescriptorAssembler<const DATA_BITS: usize> {

@@ -9,7 +9,7 @@
 use crate::engine::dma_writer::EntryWrite;
 use crate::engine::retirer::Draft;
 use crate::engine::write_stream::WriteResult;
-use npmu_abi::queue::{completion_bits, DescriptorError};
+use npmu_abi::queue::{completion_bits, DescriptorError, COMPLETION_BITS};
 use rust_hdl::prelude::*;
 
 #[derive(LogicBlock)]
@@ -109,12 +109,14 @@ impl Logic for Completer {
         self.entry_valid.next = self.ready_to_write.val();
         self.entry.next.address = self.ring_address.val();
         self.entry.next.queue = self.draft.val().queue;
-        self.entry.next.entry = (bit_cast::<128, 32>(self.draft.val().tag) << self.tag_at.val())
-            | (bit_cast::<128, 8>(self.status.val()) << self.status_at.val())
-            | (bit_cast::<128, 16>(self.submission_head.val()) << self.submission_head_at.val())
-            | (bit_cast::<128, 32>(self.bytes_done.val()) << self.bytes_done_at.val())
-            | (bit_cast::<128, 4>(self.draft.val().queue) << self.queue_at.val())
-            | (bit_cast::<128, 1>(self.ring_phase.val().into()) << self.phase_at.val());
+        self.entry.next.entry = (bit_cast::<COMPLETION_BITS, 32>(self.draft.val().tag)
+            << self.tag_at.val())
+            | (bit_cast::<COMPLETION_BITS, 8>(self.status.val()) << self.status_at.val())
+            | (bit_cast::<COMPLETION_BITS, 16>(self.submission_head.val())
+                << self.submission_head_at.val())
+            | (bit_cast::<COMPLETION_BITS, 32>(self.bytes_done.val()) << self.bytes_done_at.val())
+            | (bit_cast::<COMPLETION_BITS, 4>(self.draft.val().queue) << self.queue_at.val())
+            | (bit_cast::<COMPLETION_BITS, 1>(self.ring_phase.val().into()) << self.phase_at.val());
         self.issued.next = self.ready_to_write.val() && self.entry_ready.val();
         self.draft_ready.next = self.issued.val();
         self.read_result_ready.next = self.issued.val() && self.draft.val().awaits_read;

@@ -8,7 +8,7 @@
 //! consumer always sees the shape of what it asked for; so is the rest of a read whose
 //! completion burst ends short.
 
-use npmu_abi::DMA_LENGTH_BITS;
+use npmu_abi::{DMA_LENGTH_BITS, DMA_TAG_BITS, IOVA_BITS};
 use rust_hdl::prelude::*;
 
 use crate::ram::BlockRam;
@@ -21,18 +21,18 @@ pub struct DmaReader<const DATA_BITS: usize, const SLOTS: usize, const BUFFER_BI
     /// A read to issue: at most a slot's bytes, inside one slot-sized aligned block.
     pub request_valid: Signal<In, bool>,
     pub request_ready: Signal<Out, bool>,
-    pub request_address: Signal<In, Bits<64>>,
+    pub request_address: Signal<In, Bits<IOVA_BITS>>,
     pub request_length: Signal<In, Bits<DMA_LENGTH_BITS>>,
 
     pub dma_request_valid: Signal<Out, bool>,
     pub dma_request_ready: Signal<In, bool>,
-    pub dma_request_tag: Signal<Out, Bits<8>>,
-    pub dma_request_address: Signal<Out, Bits<64>>,
+    pub dma_request_tag: Signal<Out, Bits<DMA_TAG_BITS>>,
+    pub dma_request_address: Signal<Out, Bits<IOVA_BITS>>,
     pub dma_request_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
 
     /// Completions for this reader's tags; always taken.
     pub completion_valid: Signal<In, bool>,
-    pub completion_tag: Signal<In, Bits<8>>,
+    pub completion_tag: Signal<In, Bits<DMA_TAG_BITS>>,
     pub completion_data: Signal<In, Bits<DATA_BITS>>,
     pub completion_last: Signal<In, bool>,
     pub completion_error: Signal<In, bool>,

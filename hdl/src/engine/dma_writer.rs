@@ -13,15 +13,15 @@ use crate::engine::realigner::Realigner;
 use crate::engine::retirer::ReadPlan;
 use crate::engine::write_stream::WriteResult;
 use crate::fifo::Fifo;
-use npmu_abi::queue::COMPLETION_BYTES;
-use npmu_abi::{Config, DMA_LENGTH_BITS};
+use npmu_abi::queue::{COMPLETION_BITS, COMPLETION_BYTES};
+use npmu_abi::{Config, DMA_LENGTH_BITS, IOVA_BITS, LENGTH_BITS};
 use rust_hdl::prelude::*;
 
 /// A completion entry to write.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct EntryWrite {
-    pub address: Bits<64>,
-    pub entry: Bits<128>,
+    pub address: Bits<IOVA_BITS>,
+    pub entry: Bits<COMPLETION_BITS>,
     pub queue: Bits<4>,
 }
 
@@ -35,7 +35,7 @@ pub struct Outstanding {
     /// The READ's last write.
     pub last: bool,
     /// The READ's length.
-    pub length: Bits<32>,
+    pub length: Bits<LENGTH_BITS>,
 }
 
 #[derive(LogicBlock)]
@@ -56,7 +56,7 @@ pub struct DmaWriter<const DATA_BITS: usize, const STROBE_BITS: usize, const DEP
 
     pub write_valid: Signal<Out, bool>,
     pub write_ready: Signal<In, bool>,
-    pub write_address: Signal<Out, Bits<64>>,
+    pub write_address: Signal<Out, Bits<IOVA_BITS>>,
     pub write_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
     pub write_data: Signal<Out, Bits<DATA_BITS>>,
     pub write_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
@@ -92,7 +92,7 @@ pub struct DmaWriter<const DATA_BITS: usize, const STROBE_BITS: usize, const DEP
     write_start: DFF<Bits<64>>,
     chunk_length: DFF<Bits<32>>,
     beats_left: DFF<Bits<16>>,
-    entry_data: DFF<Bits<128>>,
+    entry_data: DFF<Bits<COMPLETION_BITS>>,
     // A write of the READ being acknowledged was refused, and the READ's bytes before it.
     failed: DFF<bool>,
     failed_offset: DFF<Bits<32>>,

@@ -8,21 +8,22 @@
 //! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
 //! queues its request. Every descriptor leaves a retirement record behind it.
 
-use crate::engine::assembler::DESCRIPTOR_BITS;
 use crate::fifo::Fifo;
-use npmu_abi::queue::{descriptor_bits, DescriptorError, Opcode};
-use npmu_abi::{Config, DMA_LENGTH_BITS};
+use npmu_abi::queue::{descriptor_bits, DescriptorError, Opcode, DESCRIPTOR_BITS};
+use npmu_abi::{
+    Config, ADDRESS_BITS, CONTEXT_ID_BITS, DMA_LENGTH_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
+};
 use rust_hdl::prelude::*;
 
 /// A request for the protection core.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct CoreRequest {
     pub write: bool,
-    pub context: Bits<16>,
-    pub key: Bits<32>,
-    pub initiator: Bits<16>,
-    pub address: Bits<64>,
-    pub length: Bits<32>,
+    pub context: Bits<CONTEXT_ID_BITS>,
+    pub key: Bits<KEY_BITS>,
+    pub initiator: Bits<INITIATOR_BITS>,
+    pub address: Bits<ADDRESS_BITS>,
+    pub length: Bits<LENGTH_BITS>,
 }
 
 /// How a WRITE's bytes move from host lanes to network lanes.
@@ -30,7 +31,7 @@ pub struct CoreRequest {
 pub struct WritePlan {
     pub host_lane: Bits<4>,
     pub network_lane: Bits<4>,
-    pub length: Bits<32>,
+    pub length: Bits<LENGTH_BITS>,
 }
 
 /// What retiring a descriptor waits for.
@@ -51,7 +52,7 @@ pub struct RetireRecord {
     pub queue: Bits<4>,
     pub slot: Bits<16>,
     pub tag: Bits<32>,
-    pub length: Bits<32>,
+    pub length: Bits<LENGTH_BITS>,
     pub host_address: Bits<64>,
     pub network_lane: Bits<4>,
 }
@@ -93,7 +94,7 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     chunk_remaining: DFF<Bits<32>>,
 
     opcode: Signal<Local, Bits<8>>,
-    length: Signal<Local, Bits<32>>,
+    length: Signal<Local, Bits<LENGTH_BITS>>,
     host_address: Signal<Local, Bits<64>>,
     network_address: Signal<Local, Bits<64>>,
     is_write: Signal<Local, bool>,

@@ -24,7 +24,10 @@ use completer::Completer;
 use dma_reader::DmaReader;
 use dma_writer::DmaWriter;
 use issuer::Issuer;
-use npmu_abi::{Config, DMA_LENGTH_BITS};
+use npmu_abi::{
+    Config, ADDRESS_BITS, CONTEXT_ID_BITS, DMA_LENGTH_BITS, DMA_TAG_BITS, INITIATOR_BITS,
+    IOVA_BITS, KEY_BITS, LENGTH_BITS, MMIO_ADDRESS_BITS, STATUS_BITS,
+};
 use queue_bank::QueueBank;
 use retirer::Retirer;
 use rust_hdl::prelude::*;
@@ -48,26 +51,26 @@ pub struct CommandEngine<
     pub reset: Signal<In, bool>,
 
     pub mmio_write: Signal<In, bool>,
-    pub mmio_address: Signal<In, Bits<16>>,
+    pub mmio_address: Signal<In, Bits<MMIO_ADDRESS_BITS>>,
     pub mmio_write_data: Signal<In, Bits<64>>,
     pub mmio_read_data: Signal<Out, Bits<64>>,
     pub mmio_hit: Signal<Out, bool>,
 
     pub dma_read_request_valid: Signal<Out, bool>,
     pub dma_read_request_ready: Signal<In, bool>,
-    pub dma_read_request_tag: Signal<Out, Bits<8>>,
-    pub dma_read_request_address: Signal<Out, Bits<64>>,
+    pub dma_read_request_tag: Signal<Out, Bits<DMA_TAG_BITS>>,
+    pub dma_read_request_address: Signal<Out, Bits<IOVA_BITS>>,
     pub dma_read_request_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
     pub dma_read_completion_valid: Signal<In, bool>,
     pub dma_read_completion_ready: Signal<Out, bool>,
-    pub dma_read_completion_tag: Signal<In, Bits<8>>,
+    pub dma_read_completion_tag: Signal<In, Bits<DMA_TAG_BITS>>,
     pub dma_read_completion_data: Signal<In, Bits<DATA_BITS>>,
     pub dma_read_completion_last: Signal<In, bool>,
     pub dma_read_completion_error: Signal<In, bool>,
 
     pub dma_write_valid: Signal<Out, bool>,
     pub dma_write_ready: Signal<In, bool>,
-    pub dma_write_address: Signal<Out, Bits<64>>,
+    pub dma_write_address: Signal<Out, Bits<IOVA_BITS>>,
     pub dma_write_length: Signal<Out, Bits<DMA_LENGTH_BITS>>,
     pub dma_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub dma_write_byte_enable: Signal<Out, Bits<STROBE_BITS>>,
@@ -84,18 +87,18 @@ pub struct CommandEngine<
     pub core_request_valid: Signal<Out, bool>,
     pub core_request_ready: Signal<In, bool>,
     pub core_request_write: Signal<Out, bool>,
-    pub core_request_context: Signal<Out, Bits<16>>,
-    pub core_request_key: Signal<Out, Bits<32>>,
-    pub core_request_initiator: Signal<Out, Bits<16>>,
-    pub core_request_address: Signal<Out, Bits<64>>,
-    pub core_request_length: Signal<Out, Bits<32>>,
+    pub core_request_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
+    pub core_request_key: Signal<Out, Bits<KEY_BITS>>,
+    pub core_request_initiator: Signal<Out, Bits<INITIATOR_BITS>>,
+    pub core_request_address: Signal<Out, Bits<ADDRESS_BITS>>,
+    pub core_request_length: Signal<Out, Bits<LENGTH_BITS>>,
     pub core_write_data_valid: Signal<Out, bool>,
     pub core_write_data_ready: Signal<In, bool>,
     pub core_write_data: Signal<Out, Bits<DATA_BITS>>,
     pub core_write_data_enable: Signal<Out, Bits<STROBE_BITS>>,
     pub core_response_valid: Signal<In, bool>,
     pub core_response_ready: Signal<Out, bool>,
-    pub core_response_status: Signal<In, Bits<4>>,
+    pub core_response_status: Signal<In, Bits<STATUS_BITS>>,
     pub core_response_data: Signal<In, Bits<DATA_BITS>>,
     pub core_response_last: Signal<In, bool>,
 
@@ -137,17 +140,12 @@ impl<
     >
 {
     pub fn new(config: &Config) -> Self {
-        // A reader slot holds one read of the longest size.
-        let slot_beats = (config.max_read_request_bytes / config.data_bytes).trailing_zeros();
-        assert_eq!(
-            FETCH_BUFFER_BITS as u32,
-            QUEUES.trailing_zeros() + slot_beats
-        );
-        assert_eq!(
-            READ_BUFFER_BITS as u32,
-            READ_SLOTS.trailing_zeros() + slot_beats
-        );
+        // The parameters are derived from the configuration (`network_interface_of!`).
+        assert_eq!(config.queues as usize, QUEUES);
         assert_eq!(config.dma_read_tags as usize, READ_SLOTS);
+        assert_eq!(config.fetch_buffer_bits(), FETCH_BUFFER_BITS);
+        assert_eq!(config.read_buffer_bits(), READ_BUFFER_BITS);
+        assert_eq!(config.engine_queue_bits(), DEPTH_BITS);
         Self {
             clock: Default::default(),
             reset: Default::default(),

@@ -13,11 +13,11 @@
 
 use npmu_abi::queue::{COMPLETION_BYTES, DESCRIPTOR_BYTES, MAX_QUEUE_ENTRIES};
 use npmu_abi::registers::{queue, queue_control, queue_status, Register, QUEUES_OFFSET};
-use npmu_abi::{Config, DMA_LENGTH_BITS};
+use npmu_abi::{Config, DMA_LENGTH_BITS, MMIO_ADDRESS_BITS};
 use rust_hdl::prelude::*;
 
-/// Error bits are kept as status bits 8 and up, shifted down.
-const ERROR_SHIFT: usize = 8;
+/// Error bits are kept as the status register's error field, shifted down.
+const ERROR_SHIFT: usize = queue_status::ERRORS.shift;
 
 #[derive(LogicBlock)]
 pub struct QueueBank<const QUEUES: usize> {
@@ -26,7 +26,7 @@ pub struct QueueBank<const QUEUES: usize> {
 
     /// A register write taken this clock (any offset; the bank picks its own).
     pub mmio_write: Signal<In, bool>,
-    pub mmio_address: Signal<In, Bits<16>>,
+    pub mmio_address: Signal<In, Bits<MMIO_ADDRESS_BITS>>,
     pub mmio_write_data: Signal<In, Bits<64>>,
     /// What a read of `mmio_address` returns, if it is the bank's.
     pub mmio_read_data: Signal<Out, Bits<64>>,
@@ -357,14 +357,8 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             coalesce_clocks_shift: Constant::new(
                 (queue_control::COALESCE_CLOCKS.shift as u64).into(),
             ),
-            entries_limit: Constant::new(0xffffu64.into()),
-            control_mask: Constant::new(
-                (queue_control::ENABLE.mask()
-                    | queue_control::INTERRUPT_ENABLE.mask()
-                    | queue_control::COALESCE_COUNT.mask()
-                    | queue_control::COALESCE_CLOCKS.mask())
-                .into(),
-            ),
+            entries_limit: Constant::new(((1u64 << queue::POINTER_BITS) - 1).into()),
+            control_mask: Constant::new(queue_control::WRITABLE.into()),
             running_shift: Constant::new((queue_status::RUNNING.shift as u64).into()),
             busy_shift: Constant::new((queue_status::BUSY.shift as u64).into()),
             error_shift: Constant::new((ERROR_SHIFT as u64).into()),
@@ -374,13 +368,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             fetch_error: error_bit(queue_status::FETCH_ERROR),
             completion_error: error_bit(queue_status::COMPLETION_ERROR),
             refused_write: error_bit(queue_status::REFUSED_WRITE),
-            halting_errors: Constant::new(
-                ((queue_status::CONFIG_ERROR.mask()
-                    | queue_status::FETCH_ERROR.mask()
-                    | queue_status::COMPLETION_ERROR.mask())
-                    >> ERROR_SHIFT)
-                    .into(),
-            ),
+            halting_errors: Constant::new((queue_status::HALTING >> ERROR_SHIFT).into()),
             descriptor_mask: Constant::new((u64::from(DESCRIPTOR_BYTES) - 1).into()),
             completion_mask: Constant::new((u64::from(COMPLETION_BYTES) - 1).into()),
             descriptor_shift: Constant::new(u64::from(DESCRIPTOR_BYTES.trailing_zeros()).into()),

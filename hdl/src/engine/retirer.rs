@@ -10,6 +10,7 @@ use crate::engine::issuer::{RetireKind, RetireRecord};
 use crate::engine::write_stream::WriteResult;
 use crate::fifo::Fifo;
 use npmu_abi::queue::DescriptorError;
+use npmu_abi::{LENGTH_BITS, STATUS_BITS};
 use rust_hdl::prelude::*;
 
 /// A completion, waiting for the DMA writes of a READ if `awaits_read`.
@@ -27,7 +28,7 @@ pub struct Draft {
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct ReadPlan {
     pub host_address: Bits<64>,
-    pub length: Bits<32>,
+    pub length: Bits<LENGTH_BITS>,
     pub network_lane: Bits<4>,
 }
 
@@ -42,7 +43,7 @@ pub struct Retirer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
 
     pub response_valid: Signal<In, bool>,
     pub response_ready: Signal<Out, bool>,
-    pub response_status: Signal<In, Bits<4>>,
+    pub response_status: Signal<In, Bits<STATUS_BITS>>,
     pub response_data: Signal<In, Bits<DATA_BITS>>,
     pub response_last: Signal<In, bool>,
 

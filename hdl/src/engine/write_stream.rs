@@ -8,6 +8,7 @@
 use crate::engine::issuer::WritePlan;
 use crate::engine::realigner::Realigner;
 use crate::fifo::Fifo;
+use npmu_abi::LENGTH_BITS;
 use rust_hdl::prelude::*;
 
 /// How a transfer's host side fared: a WRITE's DMA reads here, a READ's DMA writes in the
@@ -45,7 +46,7 @@ pub struct WriteStream<const DATA_BITS: usize, const STROBE_BITS: usize, const D
     realigner: Realigner<DATA_BITS, STROBE_BITS>,
     results: Fifo<WriteResult, DEPTH_BITS>,
     host_lane: DFF<Bits<4>>,
-    length: DFF<Bits<32>>,
+    length: DFF<Bits<LENGTH_BITS>>,
     beat: DFF<Bits<32>>,
     failed: DFF<bool>,
     bytes_done: DFF<Bits<32>>,
