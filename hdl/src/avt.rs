@@ -21,8 +21,8 @@ use crate::block_ram_fifo::BlockRamFifo;
 use crate::fifo::Fifo;
 use crate::ram::BlockRam;
 use npmu_abi::{
-    Config, Fault, ADDRESS_BITS, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
-    PAGE_NUMBER_BITS, STATUS_BITS,
+    Config, Fault, ADDRESS_BITS, CONTEXT_ID_BITS, ENTRY_INDEX_BITS, INITIATOR_BITS, KEY_BITS,
+    LENGTH_BITS, PAGE_NUMBER_BITS, STATUS_BITS,
 };
 use rust_hdl::prelude::*;
 
@@ -35,10 +35,10 @@ pub struct ContextEntry {
     pub write: bool,
     pub any_initiator: bool,
     pub initiator: Bits<INITIATOR_BITS>,
-    pub base: Bits<64>,
-    /// At most the number of translation entries, so at most 2^16.
-    pub pages: Bits<17>,
-    pub first_entry: Bits<16>,
+    pub base: Bits<ADDRESS_BITS>,
+    /// At most the number of translation entries, so one bit wider than an entry index.
+    pub pages: Bits<{ ENTRY_INDEX_BITS + 1 }>,
+    pub first_entry: Bits<ENTRY_INDEX_BITS>,
 }
 
 /// One translation table entry.
@@ -65,7 +65,7 @@ pub struct Verdict {
 }
 
 #[derive(LogicBlock)]
-pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
+pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
     /// Take no new requests (a programming command is waiting for the pipeline to drain).
@@ -99,20 +99,20 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
 
     /// Table access for the programming engine; its reads only while the pipeline is empty.
     pub context_write_enable: Signal<In, bool>,
-    pub context_write_index: Signal<In, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_write_index: Signal<In, Bits<CONTEXT_TABLE_BITS>>,
     pub context_write_data: Signal<In, ContextEntry>,
     pub context_read_enable: Signal<In, bool>,
-    pub context_read_index: Signal<In, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_read_index: Signal<In, Bits<CONTEXT_TABLE_BITS>>,
     pub context_read_data: Signal<Out, ContextEntry>,
     pub entry_write_enable: Signal<In, bool>,
-    pub entry_write_index: Signal<In, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_write_index: Signal<In, Bits<ENTRY_TABLE_BITS>>,
     pub entry_write_data: Signal<In, TranslationEntry>,
     pub entry_read_enable: Signal<In, bool>,
-    pub entry_read_index: Signal<In, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_read_index: Signal<In, Bits<ENTRY_TABLE_BITS>>,
     pub entry_read_data: Signal<Out, TranslationEntry>,
 
-    context_table: BlockRam<ContextEntry, CONTEXT_INDEX_BITS>,
-    entry_table: BlockRam<TranslationEntry, ENTRY_INDEX_BITS>,
+    context_table: BlockRam<ContextEntry, CONTEXT_TABLE_BITS>,
+    entry_table: BlockRam<TranslationEntry, ENTRY_TABLE_BITS>,
     verdicts: Fifo<Verdict, 2>,
     pages: BlockRamFifo<Bits<32>, 8>,
 
@@ -163,8 +163,8 @@ pub struct Avt<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
 
     max_request_bytes: Constant<Bits<32>>,
     contexts: Constant<Bits<32>>,
-    page_shift: Constant<Bits<8>>,
-    page_shift_position: Constant<Bits<32>>,
+    /// 32 bits wide: it is also a select index, which Verilator wants no narrower.
+    page_shift: Constant<Bits<32>>,
     page_offset_mask: Constant<Bits<64>>,
     status_ok: Constant<Bits<4>>,
     request_too_long: Constant<Bits<4>>,
@@ -185,12 +185,12 @@ fn status(fault: Fault) -> Constant<Bits<4>> {
     Constant::new(u64::from(fault.code()).into())
 }
 
-impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
-    Avt<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
+    Avt<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     pub fn new(config: &Config) -> Self {
-        assert_eq!(config.contexts, 1 << CONTEXT_INDEX_BITS);
-        assert_eq!(config.translation_entries, 1 << ENTRY_INDEX_BITS);
+        assert_eq!(config.contexts, 1 << CONTEXT_TABLE_BITS);
+        assert_eq!(config.translation_entries, 1 << ENTRY_TABLE_BITS);
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -274,7 +274,6 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             contexts: Constant::new(u64::from(config.contexts).into()),
             page_shift: Constant::new(u64::from(config.page_shift).into()),
-            page_shift_position: Constant::new(u64::from(config.page_shift).into()),
             page_offset_mask: Constant::new((config.page_bytes() - 1).into()),
             status_ok: Constant::new(0u64.into()),
             request_too_long: status(Fault::RequestTooLong),
@@ -295,8 +294,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
 
 // Lint: the checks are written one condition a branch, in fault order, even where two raise the same fault.
 #[allow(clippy::if_same_then_else, clippy::collapsible_match)]
-impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
-    for Avt<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
+    for Avt<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -376,7 +375,7 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
             + self
                 .check_offset
                 .val()
-                .get_bits::<16>(self.page_shift_position.val().index())
+                .get_bits::<16>(self.page_shift.val().index())
             + self.check_page_counter.q.val();
         self.check_lookup.next = (self.check_fault.val() == self.status_ok.val())
             && (self.request_pages.val() != self.zero_16.val());
@@ -493,7 +492,7 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         // pipeline is empty.
         self.context_table.read_enable.next = self.accept.val() || self.context_read_enable.val();
         self.context_table.read_address.next =
-            self.request_context.val().get_bits::<CONTEXT_INDEX_BITS>(0);
+            self.request_context.val().get_bits::<CONTEXT_TABLE_BITS>(0);
         if self.context_read_enable.val() {
             self.context_table.read_address.next = self.context_read_index.val();
         }
@@ -504,7 +503,7 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
 
         self.entry_table.read_enable.next =
             (self.advance.val() && self.check_lookup.val()) || self.entry_read_enable.val();
-        self.entry_table.read_address.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.entry_table.read_address.next = self.entry_index.val().get_bits::<ENTRY_TABLE_BITS>(0);
         if self.entry_read_enable.val() {
             self.entry_table.read_address.next = self.entry_read_index.val();
         }

@@ -114,7 +114,7 @@ impl<D: Synth, const ADDRESS_BITS: usize> Logic for BlockRamFifo<D, ADDRESS_BITS
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fifo::tests::check_random_traffic;
+    use crate::testing::check_random_traffic;
 
     #[test]
     fn keeps_order_and_capacity_under_random_traffic() {

@@ -5,14 +5,17 @@
 //! that answer is taken. The bank holds the management lock, the staging registers the
 //! programming engine works from, the request counters and the last-fault record.
 
-use npmu_abi::registers::{self as reg, command_status, last_fault, status, Register};
+use crate::constants::{constant, offset, shift};
+use npmu_abi::registers::{self as reg, command_status, last_fault, status};
 use npmu_abi::{
-    Config, Fault, Field, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
-    MMIO_ADDRESS_BITS, STATUS_BITS,
+    Config, Fault, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS, MMIO_ADDRESS_BITS,
+    STATUS_BITS,
 };
 use rust_hdl::prelude::*;
 
 const STATUSES: usize = Fault::MAX_CODE as usize + 1;
+const CAPABILITIES: usize = reg::CAPABILITIES.len();
+const PROGRAMMING_REGISTERS: usize = reg::PROGRAMMING.len();
 
 #[derive(LogicBlock)]
 pub struct CsrBank {
@@ -101,18 +104,7 @@ pub struct CsrBank {
     count_hit: Signal<Local, bool>,
     count_value: Signal<Local, Bits<32>>,
 
-    identity_offset: Constant<Bits<16>>,
-    contexts_offset: Constant<Bits<16>>,
-    translation_entries_offset: Constant<Bits<16>>,
-    page_shift_offset: Constant<Bits<16>>,
-    data_bytes_offset: Constant<Bits<16>>,
-    max_request_bytes_offset: Constant<Bits<16>>,
-    memory_pages_offset: Constant<Bits<16>>,
     status_offset: Constant<Bits<16>>,
-    queues_offset: Constant<Bits<16>>,
-    max_payload_bytes_offset: Constant<Bits<16>>,
-    max_read_request_bytes_offset: Constant<Bits<16>>,
-    dma_read_tags_offset: Constant<Bits<16>>,
     unlock_offset: Constant<Bits<16>>,
     lock_offset: Constant<Bits<16>>,
     failed_unlocks_offset: Constant<Bits<16>>,
@@ -126,23 +118,15 @@ pub struct CsrBank {
     first_entry_offset: Constant<Bits<16>>,
     entry_index_offset: Constant<Bits<16>>,
     entry_value_offset: Constant<Bits<16>>,
+    capability_offsets: [Constant<Bits<16>>; CAPABILITIES],
+    capability_values: [Constant<Bits<64>>; CAPABILITIES],
+    programming_offsets: [Constant<Bits<16>>; PROGRAMMING_REGISTERS],
     count_offsets: [Constant<Bits<16>>; STATUSES],
     count_statuses: [Constant<Bits<4>>; STATUSES],
     last_fault_offset: Constant<Bits<16>>,
     last_fault_address_offset: Constant<Bits<16>>,
     last_fault_length_offset: Constant<Bits<16>>,
 
-    identity: Constant<Bits<64>>,
-    contexts: Constant<Bits<64>>,
-    translation_entries: Constant<Bits<64>>,
-    page_shift: Constant<Bits<64>>,
-    data_bytes: Constant<Bits<64>>,
-    max_request_bytes: Constant<Bits<64>>,
-    memory_pages: Constant<Bits<64>>,
-    queues: Constant<Bits<64>>,
-    max_payload_bytes: Constant<Bits<64>>,
-    max_read_request_bytes: Constant<Bits<64>>,
-    dma_read_tags: Constant<Bits<64>>,
     initializing_shift: Constant<Bits<8>>,
     unlocked_shift: Constant<Bits<8>>,
     command_busy_shift: Constant<Bits<8>>,
@@ -154,24 +138,11 @@ pub struct CsrBank {
     fault_initiator_shift: Constant<Bits<8>>,
     fault_valid_shift: Constant<Bits<8>>,
     status_ok: Constant<Bits<4>>,
-    zero_4: Constant<Bits<4>>,
     zero_8: Constant<Bits<8>>,
     zero_16: Constant<Bits<16>>,
     zero_32: Constant<Bits<32>>,
     one_32: Constant<Bits<32>>,
     zero_64: Constant<Bits<64>>,
-}
-
-fn offset(register: Register) -> Constant<Bits<16>> {
-    Constant::new(u64::from(register.offset).into())
-}
-
-fn shift(field: Field) -> Constant<Bits<8>> {
-    Constant::new((field.shift as u64).into())
-}
-
-fn value(value: u64) -> Constant<Bits<64>> {
-    Constant::new(value.into())
 }
 
 impl CsrBank {
@@ -251,18 +222,7 @@ impl CsrBank {
             read_value: Default::default(),
             count_hit: Default::default(),
             count_value: Default::default(),
-            identity_offset: offset(reg::IDENTITY),
-            contexts_offset: offset(reg::CONTEXTS),
-            translation_entries_offset: offset(reg::TRANSLATION_ENTRIES),
-            page_shift_offset: offset(reg::PAGE_SHIFT),
-            data_bytes_offset: offset(reg::DATA_BYTES),
-            max_request_bytes_offset: offset(reg::MAX_REQUEST_BYTES),
-            memory_pages_offset: offset(reg::MEMORY_PAGES),
             status_offset: offset(reg::STATUS),
-            queues_offset: offset(reg::QUEUES),
-            max_payload_bytes_offset: offset(reg::MAX_PAYLOAD_BYTES),
-            max_read_request_bytes_offset: offset(reg::MAX_READ_REQUEST_BYTES),
-            dma_read_tags_offset: offset(reg::DMA_READ_TAGS),
             unlock_offset: offset(reg::MANAGEMENT_UNLOCK),
             lock_offset: offset(reg::MANAGEMENT_LOCK),
             failed_unlocks_offset: offset(reg::FAILED_UNLOCKS),
@@ -276,6 +236,11 @@ impl CsrBank {
             first_entry_offset: offset(reg::AVT_CONTEXT_FIRST_ENTRY),
             entry_index_offset: offset(reg::AVT_ENTRY_INDEX),
             entry_value_offset: offset(reg::AVT_ENTRY_VALUE),
+            capability_offsets: reg::CAPABILITIES.map(offset),
+            capability_values: reg::CAPABILITIES.map(|register| {
+                constant(config.capability(register).expect("a capability register"))
+            }),
+            programming_offsets: reg::PROGRAMMING.map(offset),
             count_offsets: std::array::from_fn(|status| {
                 Constant::new(u64::from(reg::request_count_offset(status as u8)).into())
             }),
@@ -283,17 +248,6 @@ impl CsrBank {
             last_fault_offset: offset(reg::LAST_FAULT),
             last_fault_address_offset: offset(reg::LAST_FAULT_ADDRESS),
             last_fault_length_offset: offset(reg::LAST_FAULT_LENGTH),
-            identity: value(reg::identity::VALUE),
-            contexts: value(config.contexts.into()),
-            translation_entries: value(config.translation_entries.into()),
-            page_shift: value(config.page_shift.into()),
-            data_bytes: value(config.data_bytes.into()),
-            max_request_bytes: value(config.max_request_bytes.into()),
-            memory_pages: value(config.memory_pages),
-            queues: value(config.queues.into()),
-            max_payload_bytes: value(config.max_payload_bytes.into()),
-            max_read_request_bytes: value(config.max_read_request_bytes.into()),
-            dma_read_tags: value(config.dma_read_tags.into()),
             initializing_shift: shift(status::INITIALIZING),
             unlocked_shift: shift(status::UNLOCKED),
             command_busy_shift: shift(status::COMMAND_BUSY),
@@ -305,7 +259,6 @@ impl CsrBank {
             fault_initiator_shift: shift(last_fault::INITIATOR),
             fault_valid_shift: shift(last_fault::VALID),
             status_ok: Constant::new(0u64.into()),
-            zero_4: Constant::new(0u64.into()),
             zero_8: Constant::new(0u64.into()),
             zero_16: Constant::new(0u64.into()),
             zero_32: Constant::new(0u64.into()),
@@ -358,15 +311,12 @@ impl Logic for CsrBank {
         self.reading.next = self.taken.val() && !self.mmio_request_write.val();
         self.address.next = self.mmio_request_address.val();
         self.data.next = self.mmio_request_write_data.val();
-        self.programming_register.next = (self.address.val() == self.command_offset.val())
-            || (self.address.val() == self.context_id_offset.val())
-            || (self.address.val() == self.key_offset.val())
-            || (self.address.val() == self.access_offset.val())
-            || (self.address.val() == self.base_offset.val())
-            || (self.address.val() == self.pages_offset.val())
-            || (self.address.val() == self.first_entry_offset.val())
-            || (self.address.val() == self.entry_index_offset.val())
-            || (self.address.val() == self.entry_value_offset.val());
+        self.programming_register.next = false;
+        for index in 0..PROGRAMMING_REGISTERS {
+            if self.address.val() == self.programming_offsets[index].val() {
+                self.programming_register.next = true;
+            }
+        }
 
         self.command.next = self.data.val();
         self.context_id.next = self.staged_context_id.q.val();
@@ -380,38 +330,10 @@ impl Logic for CsrBank {
 
         // Reads.
         self.read_value.next = self.zero_64.val();
-        if self.address.val() == self.identity_offset.val() {
-            self.read_value.next = self.identity.val();
-        }
-        if self.address.val() == self.contexts_offset.val() {
-            self.read_value.next = self.contexts.val();
-        }
-        if self.address.val() == self.translation_entries_offset.val() {
-            self.read_value.next = self.translation_entries.val();
-        }
-        if self.address.val() == self.page_shift_offset.val() {
-            self.read_value.next = self.page_shift.val();
-        }
-        if self.address.val() == self.data_bytes_offset.val() {
-            self.read_value.next = self.data_bytes.val();
-        }
-        if self.address.val() == self.max_request_bytes_offset.val() {
-            self.read_value.next = self.max_request_bytes.val();
-        }
-        if self.address.val() == self.memory_pages_offset.val() {
-            self.read_value.next = self.memory_pages.val();
-        }
-        if self.address.val() == self.queues_offset.val() {
-            self.read_value.next = self.queues.val();
-        }
-        if self.address.val() == self.max_payload_bytes_offset.val() {
-            self.read_value.next = self.max_payload_bytes.val();
-        }
-        if self.address.val() == self.max_read_request_bytes_offset.val() {
-            self.read_value.next = self.max_read_request_bytes.val();
-        }
-        if self.address.val() == self.dma_read_tags_offset.val() {
-            self.read_value.next = self.dma_read_tags.val();
+        for index in 0..CAPABILITIES {
+            if self.address.val() == self.capability_offsets[index].val() {
+                self.read_value.next = self.capability_values[index].val();
+            }
         }
         if self.address.val() == self.status_offset.val() {
             self.read_value.next = (bit_cast::<64, 1>(self.engine_initializing.val().into())
@@ -568,7 +490,7 @@ impl Logic for CsrBank {
         }
         if self.writing.val() && (self.address.val() == self.last_fault_offset.val()) {
             self.fault_valid.d.next = false;
-            self.fault_code.d.next = self.zero_4.val();
+            self.fault_code.d.next = self.status_ok.val();
             self.fault_write.d.next = false;
             self.fault_context.d.next = self.zero_16.val();
             self.fault_initiator.d.next = self.zero_16.val();
@@ -603,7 +525,7 @@ impl Logic for CsrBank {
                 self.request_counts[index].d.next = self.zero_32.val();
             }
             self.fault_valid.d.next = false;
-            self.fault_code.d.next = self.zero_4.val();
+            self.fault_code.d.next = self.status_ok.val();
             self.fault_write.d.next = false;
             self.fault_context.d.next = self.zero_16.val();
             self.fault_initiator.d.next = self.zero_16.val();

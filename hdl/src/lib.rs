@@ -2,6 +2,7 @@
 
 pub mod avt;
 pub mod block_ram_fifo;
+mod constants;
 pub mod csr;
 pub mod engine;
 pub mod fifo;

@@ -30,8 +30,8 @@ use rust_hdl::prelude::*;
 pub struct NetworkInterface<
     const DATA_BITS: usize,
     const STROBE_BITS: usize,
-    const CONTEXT_INDEX_BITS: usize,
-    const ENTRY_INDEX_BITS: usize,
+    const CONTEXT_TABLE_BITS: usize,
+    const ENTRY_TABLE_BITS: usize,
     const QUEUES: usize,
     const READ_SLOTS: usize,
     const FETCH_BUFFER_BITS: usize,
@@ -88,7 +88,7 @@ pub struct NetworkInterface<
     pub memory_response_ready: Signal<Out, bool>,
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
 
-    core: ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
+    core: ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>,
     engine: CommandEngine<
         DATA_BITS,
         STROBE_BITS,
@@ -107,8 +107,8 @@ pub struct NetworkInterface<
 impl<
         const DATA_BITS: usize,
         const STROBE_BITS: usize,
-        const CONTEXT_INDEX_BITS: usize,
-        const ENTRY_INDEX_BITS: usize,
+        const CONTEXT_TABLE_BITS: usize,
+        const ENTRY_TABLE_BITS: usize,
         const QUEUES: usize,
         const READ_SLOTS: usize,
         const FETCH_BUFFER_BITS: usize,
@@ -118,8 +118,8 @@ impl<
     NetworkInterface<
         DATA_BITS,
         STROBE_BITS,
-        CONTEXT_INDEX_BITS,
-        ENTRY_INDEX_BITS,
+        CONTEXT_TABLE_BITS,
+        ENTRY_TABLE_BITS,
         QUEUES,
         READ_SLOTS,
         FETCH_BUFFER_BITS,
@@ -186,8 +186,8 @@ impl<
 impl<
         const DATA_BITS: usize,
         const STROBE_BITS: usize,
-        const CONTEXT_INDEX_BITS: usize,
-        const ENTRY_INDEX_BITS: usize,
+        const CONTEXT_TABLE_BITS: usize,
+        const ENTRY_TABLE_BITS: usize,
         const QUEUES: usize,
         const READ_SLOTS: usize,
         const FETCH_BUFFER_BITS: usize,
@@ -197,8 +197,8 @@ impl<
     for NetworkInterface<
         DATA_BITS,
         STROBE_BITS,
-        CONTEXT_INDEX_BITS,
-        ENTRY_INDEX_BITS,
+        CONTEXT_TABLE_BITS,
+        ENTRY_TABLE_BITS,
         QUEUES,
         READ_SLOTS,
         FETCH_BUFFER_BITS,
@@ -314,8 +314,8 @@ macro_rules! network_interface_of {
         NetworkInterface<
             { $config.data_bits() },
             { $config.data_bytes as usize },
-            { $config.context_index_bits() },
-            { $config.entry_index_bits() },
+            { $config.context_table_bits() },
+            { $config.entry_table_bits() },
             { $config.queues as usize },
             { $config.dma_read_tags as usize },
             { $config.fetch_buffer_bits() },

@@ -8,8 +8,11 @@
 //! entries, one index a clock, before it takes commands or lets requests in.
 
 use crate::avt::{ContextEntry, TranslationEntry};
+use crate::constants::shift;
 use npmu_abi::registers::{context_access, context_key, entry_value};
-use npmu_abi::{Command, CommandError, Config, KEY_BITS};
+use npmu_abi::{
+    Command, CommandError, Config, ENTRY_INDEX_BITS, INITIATOR_BITS, KEY_BITS, PAGE_NUMBER_BITS,
+};
 use rust_hdl::prelude::*;
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
@@ -32,7 +35,7 @@ pub enum EngineCommand {
 }
 
 #[derive(LogicBlock)]
-pub struct ProgrammingEngine<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> {
+pub struct ProgrammingEngine<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
 
@@ -66,16 +69,16 @@ pub struct ProgrammingEngine<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_
     pub advance_entry_index: Signal<Out, bool>,
 
     pub context_write_enable: Signal<Out, bool>,
-    pub context_write_index: Signal<Out, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_write_index: Signal<Out, Bits<CONTEXT_TABLE_BITS>>,
     pub context_write_data: Signal<Out, ContextEntry>,
     pub context_read_enable: Signal<Out, bool>,
-    pub context_read_index: Signal<Out, Bits<CONTEXT_INDEX_BITS>>,
+    pub context_read_index: Signal<Out, Bits<CONTEXT_TABLE_BITS>>,
     pub context_read_data: Signal<In, ContextEntry>,
     pub entry_write_enable: Signal<Out, bool>,
-    pub entry_write_index: Signal<Out, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_write_index: Signal<Out, Bits<ENTRY_TABLE_BITS>>,
     pub entry_write_data: Signal<Out, TranslationEntry>,
     pub entry_read_enable: Signal<Out, bool>,
-    pub entry_read_index: Signal<Out, Bits<ENTRY_INDEX_BITS>>,
+    pub entry_read_index: Signal<Out, Bits<ENTRY_TABLE_BITS>>,
     pub entry_read_data: Signal<In, TranslationEntry>,
 
     state: DFF<EngineState>,
@@ -111,17 +114,14 @@ pub struct ProgrammingEngine<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_
     memory_pages: Constant<Bits<64>>,
     access_reserved: Constant<Bits<64>>,
     entry_reserved: Constant<Bits<64>>,
-    read_bit: Constant<Bits<32>>,
-    write_bit: Constant<Bits<32>>,
-    any_initiator_bit: Constant<Bits<32>>,
-    initiator_shift: Constant<Bits<32>>,
-    access_valid_shift: Constant<Bits<8>>,
-    access_read_shift: Constant<Bits<8>>,
-    access_write_shift: Constant<Bits<8>>,
-    access_any_initiator_shift: Constant<Bits<8>>,
-    access_initiator_shift: Constant<Bits<8>>,
-    entry_valid_bit: Constant<Bits<32>>,
-    entry_valid_shift: Constant<Bits<8>>,
+    // 32 bits wide: Verilator wants no narrower select indices, and shifts take any width.
+    access_valid_shift: Constant<Bits<32>>,
+    access_read_shift: Constant<Bits<32>>,
+    access_write_shift: Constant<Bits<32>>,
+    access_any_initiator_shift: Constant<Bits<32>>,
+    access_initiator_shift: Constant<Bits<32>>,
+    entry_valid_shift: Constant<Bits<32>>,
+    entry_page_shift: Constant<Bits<32>>,
     generation_mask: Constant<Bits<32>>,
     tag_mask: Constant<Bits<32>>,
     zero_32: Constant<Bits<32>>,
@@ -139,20 +139,12 @@ fn command_code(command: Command) -> Constant<Bits<64>> {
     Constant::new(u64::from(command.code()).into())
 }
 
-fn position(field: npmu_abi::Field) -> Constant<Bits<32>> {
-    Constant::new((field.shift as u64).into())
-}
-
-fn shift(field: npmu_abi::Field) -> Constant<Bits<8>> {
-    Constant::new((field.shift as u64).into())
-}
-
-impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
-    ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
+    ProgrammingEngine<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     pub fn new(config: &Config) -> Self {
-        assert_eq!(config.contexts, 1 << CONTEXT_INDEX_BITS);
-        assert_eq!(config.translation_entries, 1 << ENTRY_INDEX_BITS);
+        assert_eq!(config.contexts, 1 << CONTEXT_TABLE_BITS);
+        assert_eq!(config.translation_entries, 1 << ENTRY_TABLE_BITS);
         let walk = config.contexts.max(config.translation_entries) - 1;
         Self {
             clock: Default::default(),
@@ -225,17 +217,13 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
             memory_pages: Constant::new(config.memory_pages.into()),
             access_reserved: Constant::new(context_access::RESERVED.into()),
             entry_reserved: Constant::new(entry_value::RESERVED.into()),
-            read_bit: position(context_access::READ),
-            write_bit: position(context_access::WRITE),
-            any_initiator_bit: position(context_access::ANY_INITIATOR),
-            initiator_shift: position(context_access::INITIATOR),
             access_valid_shift: shift(context_access::VALID),
             access_read_shift: shift(context_access::READ),
             access_write_shift: shift(context_access::WRITE),
             access_any_initiator_shift: shift(context_access::ANY_INITIATOR),
             access_initiator_shift: shift(context_access::INITIATOR),
-            entry_valid_bit: position(entry_value::VALID),
             entry_valid_shift: shift(entry_value::VALID),
+            entry_page_shift: shift(entry_value::PAGE),
             generation_mask: Constant::new(context_key::GENERATION.mask().into()),
             tag_mask: Constant::new(context_key::TAG.mask().into()),
             zero_32: Constant::new(0u64.into()),
@@ -249,8 +237,8 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize>
 
 // Lint: the checks are written one condition a branch, in the golden model's order; RustHDL kernels have no match guards.
 #[allow(clippy::if_same_then_else, clippy::collapsible_match)]
-impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
-    for ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
+    for ProgrammingEngine<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -268,10 +256,10 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         self.context_read_enable.next = false;
         self.entry_write_enable.next = false;
         self.entry_read_enable.next = false;
-        self.context_write_index.next = self.context_id.val().get_bits::<CONTEXT_INDEX_BITS>(0);
-        self.context_read_index.next = self.context_id.val().get_bits::<CONTEXT_INDEX_BITS>(0);
-        self.entry_write_index.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
-        self.entry_read_index.next = self.entry_index.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.context_write_index.next = self.context_id.val().get_bits::<CONTEXT_TABLE_BITS>(0);
+        self.context_read_index.next = self.context_id.val().get_bits::<CONTEXT_TABLE_BITS>(0);
+        self.entry_write_index.next = self.entry_index.val().get_bits::<ENTRY_TABLE_BITS>(0);
+        self.entry_read_index.next = self.entry_index.val().get_bits::<ENTRY_TABLE_BITS>(0);
 
         // A registered context: the staged fields, the previous key's generation plus one.
         self.new_generation.next =
@@ -279,26 +267,35 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
         self.context_write_data.next.valid = true;
         self.context_write_data.next.key =
             (self.key.val() & self.tag_mask.val()) | self.new_generation.val();
-        self.context_write_data.next.read = self.access.val().get_bit(self.read_bit.val().index());
-        self.context_write_data.next.write =
-            self.access.val().get_bit(self.write_bit.val().index());
+        self.context_write_data.next.read = self
+            .access
+            .val()
+            .get_bit(self.access_read_shift.val().index());
+        self.context_write_data.next.write = self
+            .access
+            .val()
+            .get_bit(self.access_write_shift.val().index());
         self.context_write_data.next.any_initiator = self
             .access
             .val()
-            .get_bit(self.any_initiator_bit.val().index());
+            .get_bit(self.access_any_initiator_shift.val().index());
         self.context_write_data.next.initiator = self
             .access
             .val()
-            .get_bits::<16>(self.initiator_shift.val().index());
+            .get_bits::<INITIATOR_BITS>(self.access_initiator_shift.val().index());
         self.context_write_data.next.base = self.base.val();
         self.context_write_data.next.pages = self.pages.val().get_bits::<17>(0);
-        self.context_write_data.next.first_entry = self.first_entry.val().get_bits::<16>(0);
+        self.context_write_data.next.first_entry =
+            self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0);
 
         self.entry_write_data.next.valid = self
             .entry_value
             .val()
-            .get_bit(self.entry_valid_bit.val().index());
-        self.entry_write_data.next.page = self.entry_value.val().get_bits::<32>(0);
+            .get_bit(self.entry_valid_shift.val().index());
+        self.entry_write_data.next.page = self
+            .entry_value
+            .val()
+            .get_bits::<PAGE_NUMBER_BITS>(self.entry_page_shift.val().index());
 
         // What a context read loads into the staging registers.
         self.loaded_key.next = self.context_read_data.val().key;
@@ -361,8 +358,11 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
                 {
                     self.check_result.next = self.reserved_bits.val();
                 } else if self.entry_write_data.val().valid
-                    && (bit_cast::<64, 32>(self.entry_value.val().get_bits::<32>(0))
-                        >= self.memory_pages.val())
+                    && (bit_cast::<64, 32>(
+                        self.entry_value
+                            .val()
+                            .get_bits::<PAGE_NUMBER_BITS>(self.entry_page_shift.val().index()),
+                    ) >= self.memory_pages.val())
                 {
                     self.check_result.next = self.page_out_of_range.val();
                 }
@@ -381,11 +381,11 @@ impl<const CONTEXT_INDEX_BITS: usize, const ENTRY_INDEX_BITS: usize> Logic
             EngineState::Initializing => {
                 self.context_write_enable.next = self.walk_index.q.val() < self.contexts.val();
                 self.context_write_index.next =
-                    self.walk_index.q.val().get_bits::<CONTEXT_INDEX_BITS>(0);
+                    self.walk_index.q.val().get_bits::<CONTEXT_TABLE_BITS>(0);
                 self.context_write_data.next = self.invalid_context.val();
                 self.entry_write_enable.next = self.walk_index.q.val() < self.entries.val();
                 self.entry_write_index.next =
-                    self.walk_index.q.val().get_bits::<ENTRY_INDEX_BITS>(0);
+                    self.walk_index.q.val().get_bits::<ENTRY_TABLE_BITS>(0);
                 self.entry_write_data.next = self.invalid_entry.val();
                 self.walk_index.d.next = self.walk_index.q.val() + self.one_32.val();
                 if self.walk_index.q.val() == self.last_walk_index.val() {
@@ -485,6 +485,8 @@ mod tests {
         entries: Vec<TranslationEntry>,
         context_writes: usize,
         entry_writes: usize,
+        /// The last entry value the engine loaded for the staging registers.
+        loaded_entry: Option<u64>,
     }
 
     impl Bench {
@@ -497,6 +499,7 @@ mod tests {
                 entries: vec![TranslationEntry::default(); 256],
                 context_writes: 0,
                 entry_writes: 0,
+                loaded_entry: None,
             };
             bench.engine.reset.next = true;
             bench.clock();
@@ -509,6 +512,9 @@ mod tests {
         fn clock(&mut self) {
             settle(&mut self.engine);
             let engine = &self.engine;
+            if engine.load_entry.val() {
+                self.loaded_entry = Some(engine.loaded_entry_value.val().to_u64());
+            }
             let read_context = engine
                 .context_read_enable
                 .val()
@@ -683,11 +689,13 @@ mod tests {
         }
         bench.engine.drained.next = true;
         bench.engine.entry_index.next = 7u64.into();
-        bench.engine.entry_value.next = (1u64 << 63 | 100).into();
+        bench.engine.entry_value.next =
+            (entry_value::VALID.place(1) | entry_value::PAGE.place(100)).into();
         assert_eq!(bench.run(Command::WriteEntry), 0);
         assert!(bench.entries[7].valid);
         assert_eq!(bench.entries[7].page.to_u64(), 100);
-        bench.engine.entry_value.next = (1u64 << 63 | 128).into();
+        bench.engine.entry_value.next =
+            (entry_value::VALID.place(1) | entry_value::PAGE.place(128)).into();
         assert_eq!(
             bench.run(Command::WriteEntry),
             u64::from(CommandError::PageOutOfRange.code()),
@@ -700,6 +708,8 @@ mod tests {
         );
         bench.engine.entry_index.next = 7u64.into();
         assert_eq!(bench.run(Command::ReadEntry), 0);
+        let written = entry_value::VALID.place(1) | entry_value::PAGE.place(100);
+        assert_eq!(bench.loaded_entry, Some(written));
         assert_eq!(bench.run(Command::InvalidateContext), 0);
     }
 }

@@ -37,8 +37,8 @@ use rust_hdl::prelude::*;
 pub struct ProtectionCore<
     const DATA_BITS: usize,
     const STROBE_BITS: usize,
-    const CONTEXT_INDEX_BITS: usize,
-    const ENTRY_INDEX_BITS: usize,
+    const CONTEXT_TABLE_BITS: usize,
+    const ENTRY_TABLE_BITS: usize,
 > {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
@@ -83,8 +83,8 @@ pub struct ProtectionCore<
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
 
     csr: CsrBank,
-    engine: ProgrammingEngine<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
-    avt: Avt<CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>,
+    engine: ProgrammingEngine<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>,
+    avt: Avt<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>,
     mover: Mover<DATA_BITS, STROBE_BITS>,
     responder: Responder<DATA_BITS>,
     /// Requests accepted and not yet answered in full.
@@ -98,9 +98,9 @@ pub struct ProtectionCore<
 impl<
         const DATA_BITS: usize,
         const STROBE_BITS: usize,
-        const CONTEXT_INDEX_BITS: usize,
-        const ENTRY_INDEX_BITS: usize,
-    > ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+        const CONTEXT_TABLE_BITS: usize,
+        const ENTRY_TABLE_BITS: usize,
+    > ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     pub fn new(config: &Config) -> Self {
         Self {
@@ -159,9 +159,9 @@ impl<
 impl<
         const DATA_BITS: usize,
         const STROBE_BITS: usize,
-        const CONTEXT_INDEX_BITS: usize,
-        const ENTRY_INDEX_BITS: usize,
-    > Logic for ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_INDEX_BITS, ENTRY_INDEX_BITS>
+        const CONTEXT_TABLE_BITS: usize,
+        const ENTRY_TABLE_BITS: usize,
+    > Logic for ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
     #[hdl_gen]
     fn update(&mut self) {
@@ -300,8 +300,8 @@ macro_rules! protection_core_of {
         ProtectionCore<
             { $config.data_bits() },
             { $config.data_bytes as usize },
-            { $config.context_index_bits() },
-            { $config.entry_index_bits() },
+            { $config.context_table_bits() },
+            { $config.entry_table_bits() },
         >
     };
 }

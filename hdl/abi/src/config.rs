@@ -91,11 +91,11 @@ impl Config {
         self.data_bytes as usize * 8
     }
 
-    pub const fn context_index_bits(&self) -> usize {
+    pub const fn context_table_bits(&self) -> usize {
         self.contexts.ilog2() as usize
     }
 
-    pub const fn entry_index_bits(&self) -> usize {
+    pub const fn entry_table_bits(&self) -> usize {
         self.translation_entries.ilog2() as usize
     }
 
@@ -116,6 +116,26 @@ impl Config {
 
     pub const fn engine_queue_bits(&self) -> usize {
         self.engine_queue_depth.ilog2() as usize
+    }
+
+    /// What capability register `register` reads on a build of this configuration; `None`
+    /// for a register that is not one of [`crate::registers::CAPABILITIES`].
+    pub fn capability(&self, register: crate::registers::Register) -> Option<u64> {
+        use crate::registers as reg;
+        Some(match register {
+            reg::IDENTITY => reg::identity::VALUE,
+            reg::CONTEXTS => self.contexts.into(),
+            reg::TRANSLATION_ENTRIES => self.translation_entries.into(),
+            reg::PAGE_SHIFT => self.page_shift.into(),
+            reg::DATA_BYTES => self.data_bytes.into(),
+            reg::MAX_REQUEST_BYTES => self.max_request_bytes.into(),
+            reg::MEMORY_PAGES => self.memory_pages,
+            reg::QUEUES => self.queues.into(),
+            reg::MAX_PAYLOAD_BYTES => self.max_payload_bytes.into(),
+            reg::MAX_READ_REQUEST_BYTES => self.max_read_request_bytes.into(),
+            reg::DMA_READ_TAGS => self.dma_read_tags.into(),
+            _ => return None,
+        })
     }
 
     /// Checks the parameters against the limits of the hardware.

@@ -127,35 +127,46 @@ pub const fn request_count_offset(status: u8) -> u16 {
     REQUEST_COUNTS.offset + 8 * status as u16
 }
 
+/// The registers that report the build: its identity and the parameters of its
+/// [`crate::Config`] ([`crate::Config::capability`]).
+pub const CAPABILITIES: [Register; 11] = [
+    IDENTITY,
+    CONTEXTS,
+    TRANSLATION_ENTRIES,
+    PAGE_SHIFT,
+    DATA_BYTES,
+    MAX_REQUEST_BYTES,
+    MEMORY_PAGES,
+    QUEUES,
+    MAX_PAYLOAD_BYTES,
+    MAX_READ_REQUEST_BYTES,
+    DMA_READ_TAGS,
+];
+
+/// The registers behind the management lock.
+pub const PROGRAMMING: [Register; 9] = [
+    AVT_COMMAND,
+    AVT_CONTEXT_ID,
+    AVT_CONTEXT_KEY,
+    AVT_CONTEXT_ACCESS,
+    AVT_CONTEXT_BASE,
+    AVT_CONTEXT_PAGES,
+    AVT_CONTEXT_FIRST_ENTRY,
+    AVT_ENTRY_INDEX,
+    AVT_ENTRY_VALUE,
+];
+
 /// Every register, one entry per counter for [`REQUEST_COUNTS`].
 pub fn all() -> Vec<Register> {
-    let mut registers = vec![
-        IDENTITY,
-        CONTEXTS,
-        TRANSLATION_ENTRIES,
-        PAGE_SHIFT,
-        DATA_BYTES,
-        MAX_REQUEST_BYTES,
-        MEMORY_PAGES,
+    let mut registers = CAPABILITIES.to_vec();
+    registers.extend([
         STATUS,
-        QUEUES,
-        MAX_PAYLOAD_BYTES,
-        MAX_READ_REQUEST_BYTES,
-        DMA_READ_TAGS,
         MANAGEMENT_UNLOCK,
         MANAGEMENT_LOCK,
         FAILED_UNLOCKS,
         REFUSED_WRITES,
-        AVT_COMMAND,
-        AVT_CONTEXT_ID,
-        AVT_CONTEXT_KEY,
-        AVT_CONTEXT_ACCESS,
-        AVT_CONTEXT_BASE,
-        AVT_CONTEXT_PAGES,
-        AVT_CONTEXT_FIRST_ENTRY,
-        AVT_ENTRY_INDEX,
-        AVT_ENTRY_VALUE,
-    ];
+    ]);
+    registers.extend(PROGRAMMING);
     registers.extend((0..=crate::fault::Fault::MAX_CODE).map(|status| {
         register(
             "REQUEST_COUNTS",
@@ -380,6 +391,15 @@ mod tests {
             assert_eq!(register.offset % 8, 0, "{} is unaligned", register.name);
             assert!(u32::from(register.offset) < 1 << crate::MMIO_ADDRESS_BITS);
         }
+    }
+
+    #[test]
+    fn the_lists_hold_their_groups_whole() {
+        let group = |group| all().into_iter().filter(move |r| r.group == group);
+        assert!(group(Group::Programming).eq(PROGRAMMING));
+        assert!(group(Group::Identity)
+            .filter(|r| *r != STATUS)
+            .eq(CAPABILITIES));
     }
 
     #[test]

@@ -181,21 +181,12 @@ impl<M: Memory> NetworkInterface<M> {
         if register.group == Group::Programming && !self.state.unlocked {
             return 0;
         }
-        let config = &self.config;
+        if let Some(value) = self.config.capability(register) {
+            return value;
+        }
         let staging = &self.state.staging;
         match register {
-            reg::IDENTITY => reg::identity::VALUE,
-            reg::CONTEXTS => config.contexts.into(),
-            reg::TRANSLATION_ENTRIES => config.translation_entries.into(),
-            reg::PAGE_SHIFT => config.page_shift.into(),
-            reg::DATA_BYTES => config.data_bytes.into(),
-            reg::MAX_REQUEST_BYTES => config.max_request_bytes.into(),
-            reg::MEMORY_PAGES => config.memory_pages,
             reg::STATUS => reg::status::UNLOCKED.place(self.state.unlocked.into()),
-            reg::QUEUES => config.queues.into(),
-            reg::MAX_PAYLOAD_BYTES => config.max_payload_bytes.into(),
-            reg::MAX_READ_REQUEST_BYTES => config.max_read_request_bytes.into(),
-            reg::DMA_READ_TAGS => config.dma_read_tags.into(),
             reg::FAILED_UNLOCKS => self.state.failed_unlocks.into(),
             reg::REFUSED_WRITES => self.state.refused_writes.into(),
             reg::AVT_COMMAND => reg::command_status::RESULT.place(self.state.command_result.into()),

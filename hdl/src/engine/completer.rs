@@ -6,6 +6,7 @@
 //! descriptor's, the bytes done, the queue and the ring pass's phase, laid out as
 //! `npmu_abi::queue::Completion`.
 
+use crate::constants::constant;
 use crate::engine::dma_writer::EntryWrite;
 use crate::engine::retirer::Draft;
 use crate::engine::write_stream::WriteResult;
@@ -48,10 +49,6 @@ pub struct Completer {
     one_16: Constant<Bits<16>>,
 }
 
-fn at(position: usize) -> Constant<Bits<8>> {
-    Constant::new((position as u64).into())
-}
-
 impl Completer {
     pub fn new() -> Self {
         Self {
@@ -73,12 +70,12 @@ impl Completer {
             status: Default::default(),
             bytes_done: Default::default(),
             submission_head: Default::default(),
-            tag_at: at(completion_bits::TAG),
-            status_at: at(completion_bits::STATUS),
-            submission_head_at: at(completion_bits::SUBMISSION_HEAD),
-            bytes_done_at: at(completion_bits::BYTES_DONE),
-            queue_at: at(completion_bits::QUEUE),
-            phase_at: at(completion_bits::PHASE),
+            tag_at: constant(completion_bits::TAG as u64),
+            status_at: constant(completion_bits::STATUS as u64),
+            submission_head_at: constant(completion_bits::SUBMISSION_HEAD as u64),
+            bytes_done_at: constant(completion_bits::BYTES_DONE as u64),
+            queue_at: constant(completion_bits::QUEUE as u64),
+            phase_at: constant(completion_bits::PHASE as u64),
             dma_fault: Constant::new(u64::from(DescriptorError::DMA_CODE).into()),
             one_16: Constant::new(1u64.into()),
         }

@@ -8,6 +8,7 @@
 //! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
 //! queues its request. Every descriptor leaves a retirement record behind it.
 
+use crate::constants::constant;
 use crate::fifo::Fifo;
 use npmu_abi::queue::{descriptor_bits, DescriptorError, Opcode, DESCRIPTOR_BITS};
 use npmu_abi::{
@@ -133,10 +134,6 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     one_32: Constant<Bits<32>>,
 }
 
-fn at(position: usize) -> Constant<Bits<32>> {
-    Constant::new((position as u64).into())
-}
-
 fn opcode(opcode: Opcode) -> Constant<Bits<8>> {
     Constant::new((opcode as u64).into())
 }
@@ -185,14 +182,14 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             block_room: Default::default(),
             chunk_length: Default::default(),
             chunk_taken: Default::default(),
-            opcode_at: at(descriptor_bits::OPCODE),
-            flags_at: at(descriptor_bits::FLAGS),
-            context_at: at(descriptor_bits::CONTEXT),
-            key_at: at(descriptor_bits::KEY),
-            address_at: at(descriptor_bits::ADDRESS),
-            host_address_at: at(descriptor_bits::HOST_ADDRESS),
-            length_at: at(descriptor_bits::LENGTH),
-            tag_at: at(descriptor_bits::TAG),
+            opcode_at: constant(descriptor_bits::OPCODE as u64),
+            flags_at: constant(descriptor_bits::FLAGS as u64),
+            context_at: constant(descriptor_bits::CONTEXT as u64),
+            key_at: constant(descriptor_bits::KEY as u64),
+            address_at: constant(descriptor_bits::ADDRESS as u64),
+            host_address_at: constant(descriptor_bits::HOST_ADDRESS as u64),
+            length_at: constant(descriptor_bits::LENGTH as u64),
+            tag_at: constant(descriptor_bits::TAG as u64),
             write_opcode: opcode(Opcode::Write),
             read_opcode: opcode(Opcode::Read),
             nop_opcode: opcode(Opcode::Nop),

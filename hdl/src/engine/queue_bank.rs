@@ -11,8 +11,9 @@
 //! queue's status; the invalid configuration, and DMA faults on the rings, halt the queue
 //! until it is enabled again.
 
+use crate::constants::offset;
 use npmu_abi::queue::{COMPLETION_BYTES, DESCRIPTOR_BYTES, MAX_QUEUE_ENTRIES};
-use npmu_abi::registers::{queue, queue_control, queue_status, Register, QUEUES_OFFSET};
+use npmu_abi::registers::{queue, queue_control, queue_status, QUEUES_OFFSET};
 use npmu_abi::{Config, DMA_LENGTH_BITS, MMIO_ADDRESS_BITS};
 use rust_hdl::prelude::*;
 
@@ -210,10 +211,6 @@ pub struct QueueBank<const QUEUES: usize> {
     zero_4: Constant<Bits<4>>,
 }
 
-fn relative(register: Register) -> Constant<Bits<8>> {
-    Constant::new(u64::from(register.offset).into())
-}
-
 fn error_bit(field: npmu_abi::Field) -> Constant<Bits<8>> {
     Constant::new((field.mask() >> ERROR_SHIFT).into())
 }
@@ -337,16 +334,16 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             queue_numbers: std::array::from_fn(|q| Constant::new((q as u64).into())),
             last_queue: Constant::new((QUEUES as u64 - 1).into()),
             window_tag: Constant::new(u64::from(QUEUES_OFFSET >> 12).into()),
-            sq_base_register: relative(queue::SQ_BASE),
-            sq_entries_register: relative(queue::SQ_ENTRIES),
-            sq_tail_register: relative(queue::SQ_TAIL),
-            sq_head_register: relative(queue::SQ_HEAD),
-            cq_base_register: relative(queue::CQ_BASE),
-            cq_entries_register: relative(queue::CQ_ENTRIES),
-            cq_head_register: relative(queue::CQ_HEAD),
-            cq_tail_register: relative(queue::CQ_TAIL),
-            control_register: relative(queue::CONTROL),
-            status_register: relative(queue::STATUS),
+            sq_base_register: offset(queue::SQ_BASE),
+            sq_entries_register: offset(queue::SQ_ENTRIES),
+            sq_tail_register: offset(queue::SQ_TAIL),
+            sq_head_register: offset(queue::SQ_HEAD),
+            cq_base_register: offset(queue::CQ_BASE),
+            cq_entries_register: offset(queue::CQ_ENTRIES),
+            cq_head_register: offset(queue::CQ_HEAD),
+            cq_tail_register: offset(queue::CQ_TAIL),
+            control_register: offset(queue::CONTROL),
+            status_register: offset(queue::STATUS),
             enable_bit: Constant::new((queue_control::ENABLE.shift as u64).into()),
             interrupt_enable_bit: Constant::new(
                 (queue_control::INTERRUPT_ENABLE.shift as u64).into(),
