@@ -158,7 +158,11 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> CoreHarness<B> {
             .expect("the backend's configuration is valid");
         let mut harness = Self {
             monitor: Monitor::new(&model),
-            memory: MemoryPort::new(config.data_bytes, options.memory_latency),
+            memory: MemoryPort::new(
+                SparseMemory::new(),
+                config.data_bytes,
+                options.memory_latency,
+            ),
             random: StdRng::seed_from_u64(options.seed),
             backend,
             config,

@@ -10,6 +10,7 @@
 
 use crate::backend::Backend;
 use crate::core_harness::WAVEFORM_DIRECTORY;
+use crate::device_ports::DevicePorts;
 use crate::host_port::HostPort;
 use crate::memory_port::MemoryPort;
 use crate::mmio::{self, Clocked, MmioMaster};
@@ -149,8 +150,7 @@ pub struct DeviceHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
     model: NetworkInterface,
     model_host: HostMemory,
     monitor: Monitor,
-    memory: MemoryPort,
-    host: HostPort,
+    ports: DevicePorts<HostMemory, SparseMemory>,
     mmio: MmioMaster,
     rings: Vec<Option<Ring>>,
     completions: Vec<DeviceCompletion>,
@@ -178,8 +178,19 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             .expect("the backend's configuration is valid");
         let mut harness = Self {
             monitor: Monitor::new(&model),
-            memory: MemoryPort::new(config.data_bytes, options.memory_latency),
-            host: HostPort::new(&config, options.host_latency, options.reorder),
+            ports: DevicePorts {
+                memory: MemoryPort::new(
+                    SparseMemory::new(),
+                    config.data_bytes,
+                    options.memory_latency,
+                ),
+                host: HostPort::new(
+                    HostMemory::new(),
+                    &config,
+                    options.host_latency,
+                    options.reorder,
+                ),
+            },
             random: StdRng::seed_from_u64(options.seed),
             backend,
             config,
@@ -242,12 +253,12 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
 
     /// DMA reads and writes the NI issued so far.
     pub fn host_traffic(&self) -> (u64, u64) {
-        self.host.traffic()
+        self.ports.host.traffic()
     }
 
     /// Persistent-memory requests taken and not yet answered.
     pub fn memory_in_flight(&self) -> usize {
-        self.memory.in_flight()
+        self.ports.memory.in_flight()
     }
 
     /// Interrupt messages taken so far: clock and vector.
@@ -262,8 +273,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         self.completions.clear();
         self.interrupts.clear();
         self.doorbells.clear();
-        self.memory.reset();
-        self.host.reset();
+        self.ports.reset();
         self.rings.iter_mut().for_each(|ring| *ring = None);
         self.inputs = Inputs {
             management_key: self.options.management_key,
@@ -289,25 +299,29 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
 
     /// Maps host pages for DMA in `direction`, on the NI's side and the model's.
     pub fn map_host(&mut self, iova: u64, length: u64, direction: DmaDirection) {
-        self.host.memory_mut().map(iova, length, direction);
+        self.ports.host.memory_mut().map(iova, length, direction);
         self.model_host.map(iova, length, direction);
     }
 
     pub fn unmap_host(&mut self, iova: u64, length: u64) {
-        self.host.memory_mut().unmap(iova, length);
+        self.ports.host.memory_mut().unmap(iova, length);
         self.model_host.unmap(iova, length);
     }
 
     /// What the CPU writes to host memory, mapped or not.
     pub fn write_host(&mut self, iova: u64, data: &[u8]) {
-        self.host.memory_mut().contents_mut().write(iova, data);
+        self.ports
+            .host
+            .memory_mut()
+            .contents_mut()
+            .write(iova, data);
         self.model_host.contents_mut().write(iova, data);
     }
 
     /// What the CPU reads from host memory.
     pub fn read_host(&self, iova: u64, length: usize) -> Vec<u8> {
         let mut bytes = vec![0; length];
-        self.host.memory().contents().read(iova, &mut bytes);
+        self.ports.host.memory().contents().read(iova, &mut bytes);
         bytes
     }
 
@@ -423,10 +437,15 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             self.options.golden,
             "no golden model to compare memory with"
         );
-        if let Some(address) = self.memory.memory().first_difference(self.model.memory()) {
+        if let Some(address) = self
+            .ports
+            .memory
+            .memory()
+            .first_difference(self.model.memory())
+        {
             panic!("persistent memory differs from the golden model's at {address:#x}");
         }
-        let host = self.host.memory().contents();
+        let host = self.ports.host.memory().contents();
         if let Some(address) = host.first_difference(self.model_host.contents()) {
             panic!("host memory differs from the golden model's at {address:#x}");
         }
@@ -450,58 +469,30 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
                 inputs.mmio_request_write_data = value;
             }
         }
-        let gap = self.stalled(stalls.dma_read_completion, 1);
-        let beat = self.host.completion(now, &mut self.random, gap);
-        inputs.dma_read_completion_valid = beat.is_some();
-        if let Some(beat) = beat {
-            inputs.dma_read_completion_tag = beat.tag;
-            inputs.dma_read_completion_data = beat.data;
-            inputs.dma_read_completion_last = beat.last;
-            inputs.dma_read_completion_error = beat.error;
-        }
-        if !inputs.dma_write_response_valid && !self.stalled(stalls.dma_write_response, 2) {
-            if let Some(refused) = self.host.write_response(now) {
-                inputs.dma_write_response_valid = true;
-                inputs.dma_write_response_error = refused;
-            }
-        }
-        if !inputs.memory_response_valid && !self.stalled(stalls.memory_response, 3) {
-            if let Some(data) = self.memory.response(now) {
-                inputs.memory_response_valid = true;
-                inputs.memory_response_data = data;
-            }
-        }
+        self.ports
+            .offer(now, &mut inputs, &stalls, &mut self.random);
         inputs.mmio_response_ready = !self.stalled(stalls.mmio_response, 0);
-        inputs.dma_read_request_ready = !self.stalled(stalls.dma_read_request, 1);
-        inputs.dma_write_ready = !self.stalled(stalls.dma_write, 2);
-        inputs.interrupt_ready = !self.stalled(stalls.interrupt, 3);
-        inputs.memory_request_ready = !self.stalled(stalls.memory_request, 0);
 
         let outputs = self.backend.settle(&inputs);
         self.check_offers(now, &inputs, &outputs);
 
         let mmio_taken = inputs.mmio_request_valid && outputs.mmio_request_ready;
-        let read_taken = outputs.dma_read_request_valid && inputs.dma_read_request_ready;
-        let completion_taken =
-            inputs.dma_read_completion_valid && outputs.dma_read_completion_ready;
-        let write_taken = outputs.dma_write_valid && inputs.dma_write_ready;
-        let write_response_taken =
-            inputs.dma_write_response_valid && outputs.dma_write_response_ready;
-        let interrupt_taken = outputs.interrupt_valid && inputs.interrupt_ready;
-        let memory_request_taken = outputs.memory_request_valid && inputs.memory_request_ready;
-        let memory_response_taken = inputs.memory_response_valid && outputs.memory_response_ready;
         let mmio_response_taken = outputs.mmio_response_valid && inputs.mmio_response_ready;
-        if mmio_taken
-            || read_taken
-            || completion_taken
-            || write_taken
-            || write_response_taken
-            || interrupt_taken
-            || memory_request_taken
-            || memory_response_taken
-            || mmio_response_taken
-        {
+        let handshakes = self.ports.take(now, &mut inputs, &outputs);
+        if mmio_taken || mmio_response_taken || handshakes.any {
             self.last_handshake = now;
+        }
+        if let Some(vector) = handshakes.interrupt {
+            self.interrupts.push((now, vector));
+        }
+        if let Some(request) = handshakes.memory_request {
+            self.monitor.check_memory_request(
+                now,
+                request.write,
+                request.address,
+                request.byte_enable,
+                request.context,
+            );
         }
 
         if mmio_taken {
@@ -518,54 +509,6 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
                 self.model.process_queues(&mut self.model_host);
             }
             inputs.mmio_request_valid = false;
-        }
-        if read_taken {
-            self.host.take_read(
-                now,
-                outputs.dma_read_request_tag,
-                outputs.dma_read_request_address,
-                outputs.dma_read_request_length.into(),
-            );
-        }
-        if completion_taken {
-            self.host.completion_taken();
-        }
-        if write_taken {
-            self.host.take_write_beat(
-                now,
-                outputs.dma_write_address,
-                outputs.dma_write_length.into(),
-                outputs.dma_write_data,
-                outputs.dma_write_byte_enable,
-                outputs.dma_write_last,
-            );
-        }
-        if write_response_taken {
-            self.host.write_response_taken();
-            inputs.dma_write_response_valid = false;
-        }
-        if interrupt_taken {
-            self.interrupts.push((now, outputs.interrupt_vector));
-        }
-        if memory_request_taken {
-            self.monitor.check_memory_request(
-                now,
-                outputs.memory_request_write,
-                outputs.memory_request_address,
-                outputs.memory_request_byte_enable,
-                outputs.memory_request_context,
-            );
-            self.memory.accept(
-                now,
-                outputs.memory_request_write,
-                outputs.memory_request_address,
-                outputs.memory_request_write_data,
-                outputs.memory_request_byte_enable,
-            );
-        }
-        if memory_response_taken {
-            self.memory.take_response();
-            inputs.memory_response_valid = false;
         }
         if mmio_response_taken {
             self.mmio.answered(now, outputs.mmio_response_data);
@@ -648,7 +591,8 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             let entry_address =
                 ring.settings.completion_base + ring.head * u64::from(COMPLETION_BYTES);
             let mut phase = [0u8];
-            self.host
+            self.ports
+                .host
                 .memory()
                 .contents()
                 .read(entry_address + u64::from(COMPLETION_BYTES) - 1, &mut phase);
@@ -656,7 +600,8 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
                 continue;
             }
             let mut bytes = [0u8; COMPLETION_BYTES as usize];
-            self.host
+            self.ports
+                .host
                 .memory()
                 .contents()
                 .read(entry_address, &mut bytes);

@@ -3,10 +3,28 @@
 //! keeps the rules of the port.
 
 use npmu_abi::{Config, HOST_PAGE_BYTES};
-use npmu_model::{HostMemory, Memory};
+use npmu_model::HostMemory;
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::VecDeque;
+
+/// Host memory as DMA reaches it: through an IOMMU that may refuse an access.
+pub trait DmaTarget {
+    /// Fills `buffer` from `iova`; `None` (buffer unspecified) if a page is refused.
+    fn dma_read(&self, iova: u64, buffer: &mut [u8]) -> Option<()>;
+    /// Writes `data` at `iova`, all of it or, if a page is refused, none (`None`).
+    fn dma_write(&mut self, iova: u64, data: &[u8]) -> Option<()>;
+}
+
+impl DmaTarget for HostMemory {
+    fn dma_read(&self, iova: u64, buffer: &mut [u8]) -> Option<()> {
+        self.read(iova, buffer)
+    }
+
+    fn dma_write(&mut self, iova: u64, data: &[u8]) -> Option<()> {
+        self.write(iova, data)
+    }
+}
 
 /// A read taken and not yet answered.
 struct Read {
@@ -24,8 +42,8 @@ struct IncomingWrite {
     bytes: Vec<(u64, u8)>,
 }
 
-pub struct HostPort {
-    memory: HostMemory,
+pub struct HostPort<H: DmaTarget = HostMemory> {
+    memory: H,
     data_bytes: u64,
     max_read: u64,
     max_write: u64,
@@ -51,10 +69,10 @@ pub struct CompletionBeat {
     pub error: bool,
 }
 
-impl HostPort {
-    pub fn new(config: &Config, latency: u64, reorder: bool) -> Self {
+impl<H: DmaTarget> HostPort<H> {
+    pub fn new(memory: H, config: &Config, latency: u64, reorder: bool) -> Self {
         Self {
-            memory: HostMemory::new(),
+            memory,
             data_bytes: config.data_bytes.into(),
             max_read: config.max_read_request_bytes.into(),
             max_write: config.max_payload_bytes.into(),
@@ -69,17 +87,25 @@ impl HostPort {
         }
     }
 
-    pub fn memory(&self) -> &HostMemory {
+    pub fn memory(&self) -> &H {
         &self.memory
     }
 
-    pub fn memory_mut(&mut self) -> &mut HostMemory {
+    pub fn memory_mut(&mut self) -> &mut H {
         &mut self.memory
     }
 
     /// DMA reads and write requests taken so far.
     pub fn traffic(&self) -> (u64, u64) {
         (self.reads_taken, self.writes_taken)
+    }
+
+    /// Whether a read or a write response is still owed to the NI.
+    pub fn in_flight(&self) -> bool {
+        !self.reads.is_empty()
+            || self.sending.is_some()
+            || self.incoming.is_some()
+            || !self.write_responses.is_empty()
     }
 
     /// Forgets everything in flight, as the host side of a reset link would.
@@ -118,7 +144,7 @@ impl HostPort {
             "host port, clock {now}: tag {tag} reused while its read is in flight"
         );
         let mut bytes = vec![0u8; length as usize];
-        let beats = match self.memory.read(address, &mut bytes) {
+        let beats = match self.memory.dma_read(address, &mut bytes) {
             None => [(0, true, true)].into(),
             Some(()) => {
                 let lanes = self.data_bytes;
@@ -235,12 +261,11 @@ impl HostPort {
             if incoming.bytes.len() as u64 != length {
                 fail("its beats enable fewer bytes than its length");
             }
-            let refused = self.memory.writable_prefix(address, length) < length;
-            if !refused {
-                for (at, byte) in incoming.bytes {
-                    self.memory.contents_mut().write(at, &[byte]);
-                }
+            let mut data = vec![0; length as usize];
+            for (at, byte) in incoming.bytes {
+                data[(at - address) as usize] = byte;
             }
+            let refused = self.memory.dma_write(address, &data).is_none();
             self.write_responses
                 .push_back((now + self.latency, refused));
             self.writes_taken += 1;

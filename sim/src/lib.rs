@@ -7,16 +7,23 @@
 //! [`Backend`] too. The harnesses put a persistent memory behind the memory port, can hold
 //! back every channel, check every answer against the golden model of `npmu-model`, and a
 //! [`Monitor`] fails the run at the first memory access outside what the tables allow.
+//!
+//! For the driver, [`SimulatedCard`] is the whole NI as a card: on its own thread, DMA into
+//! the driver's memory through a [`SimulatedIommu`], persistent memory in a file.
 
 pub mod backend;
 mod core_harness;
 mod device_harness;
+mod device_ports;
 pub mod device_traffic;
+mod file_memory;
 mod host_port;
+mod iommu;
 mod memory_port;
 mod mmio;
 mod monitor;
 pub mod ports;
+mod simulated_card;
 mod stall;
 pub mod traffic;
 mod verilated;
@@ -28,9 +35,12 @@ pub use core_harness::{
 pub use device_harness::{
     DeviceCompletion, DeviceHarness, DeviceOptions, DeviceStalls, SubmitError,
 };
-pub use host_port::HostPort;
+pub use file_memory::{FileMemory, FileMemoryError};
+pub use host_port::{DmaTarget, HostPort};
+pub use iommu::SimulatedIommu;
 pub use memory_port::MemoryPort;
 pub use monitor::Monitor;
+pub use simulated_card::{CardError, CardOptions, SimulatedCard};
 pub use stall::Stall;
 pub use verilated::{Verilated, VerilatedCore, VerilatedNetworkInterface};
 

@@ -3,25 +3,25 @@
 use npmu_model::{Memory, SparseMemory};
 use std::collections::VecDeque;
 
-pub struct MemoryPort {
-    memory: SparseMemory,
+pub struct MemoryPort<M: Memory = SparseMemory> {
+    memory: M,
     data_bytes: usize,
     latency: u64,
     /// Responses not yet taken: the clock each is due and its data.
     responses: VecDeque<(u64, u64)>,
 }
 
-impl MemoryPort {
-    pub fn new(data_bytes: u32, latency: u64) -> Self {
+impl<M: Memory> MemoryPort<M> {
+    pub fn new(memory: M, data_bytes: u32, latency: u64) -> Self {
         Self {
-            memory: SparseMemory::new(),
+            memory,
             data_bytes: data_bytes as usize,
             latency: latency.max(1),
             responses: VecDeque::new(),
         }
     }
 
-    pub fn memory(&self) -> &SparseMemory {
+    pub fn memory(&self) -> &M {
         &self.memory
     }
 

@@ -46,6 +46,27 @@ pub const HOST_PAGE_BYTES: u64 = 4096;
 /// Pages beyond a request's first that the NI can hold translated while it checks the rest.
 pub const PAGE_QUEUE_DEPTH: u32 = 256;
 
+/// Which way the IOMMU lets the device move data through a mapping, as the Linux DMA API
+/// names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DmaDirection {
+    /// The device only reads: submission rings, the sources of WRITEs.
+    ToDevice,
+    /// The device only writes: completion rings, the destinations of READs.
+    FromDevice,
+    Bidirectional,
+}
+
+impl DmaDirection {
+    pub fn lets_device_read(self) -> bool {
+        self != DmaDirection::FromDevice
+    }
+
+    pub fn lets_device_write(self) -> bool {
+        self != DmaDirection::ToDevice
+    }
+}
+
 /// Read or write.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Operation {

@@ -2,29 +2,8 @@
 //! the driver allowed, the rest refused.
 
 use crate::memory::{Memory, SparseMemory};
-use npmu_abi::HOST_PAGE_BYTES;
+use npmu_abi::{DmaDirection, HOST_PAGE_BYTES};
 use std::collections::BTreeMap;
-
-/// Which way the IOMMU lets the device move data through a mapping, as the Linux DMA API
-/// names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DmaDirection {
-    /// The device only reads: submission rings, the sources of WRITEs.
-    ToDevice,
-    /// The device only writes: completion rings, the destinations of READs.
-    FromDevice,
-    Bidirectional,
-}
-
-impl DmaDirection {
-    fn lets_device_read(self) -> bool {
-        self != DmaDirection::FromDevice
-    }
-
-    fn lets_device_write(self) -> bool {
-        self != DmaDirection::ToDevice
-    }
-}
 
 /// Host memory behind an IOMMU with 4 KiB pages.
 #[derive(Clone, Debug, Default)]

@@ -12,8 +12,9 @@ mod host;
 mod memory;
 mod queues;
 
-pub use host::{DmaDirection, HostMemory};
+pub use host::HostMemory;
 pub use memory::{Memory, SparseMemory};
+pub use npmu_abi::DmaDirection;
 
 use queues::QueueState;
 
