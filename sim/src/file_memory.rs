@@ -127,14 +127,14 @@ mod tests {
         let directory = tempfile::tempdir().unwrap();
         let path = directory.path().join("card.pm");
         let mut memory = FileMemory::open(&path, 1 << 20).unwrap();
-        memory.write(0xff_fff0, &[7; 16]);
+        memory.write(0xf_fff0, &[7; 16]);
         memory.write(4096, b"kept");
         drop(memory);
         let memory = FileMemory::open(&path, 1 << 20).unwrap();
         let mut bytes = [0; 4];
         memory.read(4096, &mut bytes);
         assert_eq!(&bytes, b"kept");
-        memory.read(0xff_fffc, &mut bytes);
+        memory.read(0xf_fffc, &mut bytes);
         assert_eq!(bytes, [7; 4]);
     }
 

@@ -90,7 +90,7 @@ struct State {
     /// Interrupts not yet waited for, by vector.
     interrupts: Vec<u64>,
     last_interrupt_clock: Vec<Option<u64>>,
-    last_write_clock: Option<u64>,
+    last_doorbell_clock: Vec<Option<u64>>,
     stopped: Option<String>,
     shutdown: bool,
 }
@@ -150,6 +150,7 @@ impl SimulatedCard {
             state: Mutex::new(State {
                 interrupts: vec![0; config.queues as usize],
                 last_interrupt_clock: vec![None; config.queues as usize],
+                last_doorbell_clock: vec![None; config.queues as usize],
                 ..State::default()
             }),
             work: Condvar::new(),
@@ -204,9 +205,14 @@ impl SimulatedCard {
         self.shared.clocks.load(Ordering::Relaxed)
     }
 
-    /// The clock at which the NI took the latest register write.
-    pub fn last_write_clock(&self) -> Option<u64> {
-        self.shared.lock().last_write_clock
+    /// The clock at which the NI took the latest submission doorbell of `queue`.
+    pub fn last_doorbell_clock(&self, queue: u16) -> Option<u64> {
+        let state = self.shared.lock();
+        state
+            .last_doorbell_clock
+            .get(usize::from(queue))
+            .copied()
+            .flatten()
     }
 
     /// The clock at which the NI sent the latest interrupt on `vector`.
@@ -480,11 +486,19 @@ impl DeviceThread {
     }
 
     fn wrote(&mut self, offset: u16, value: u64) {
-        if let Some((_, reg::queue::CONTROL)) = reg::queue_at(offset) {
-            let coalescing = queue_control::COALESCE_CLOCKS.get(value);
-            self.idle_clocks = self.idle_clocks.max(IDLE_CLOCKS + coalescing);
+        match reg::queue_at(offset) {
+            Some((_, reg::queue::CONTROL)) => {
+                let coalescing = queue_control::COALESCE_CLOCKS.get(value);
+                self.idle_clocks = self.idle_clocks.max(IDLE_CLOCKS + coalescing);
+            }
+            Some((queue, reg::queue::SQ_TAIL)) => {
+                let mut state = self.shared.lock();
+                if let Some(clock) = state.last_doorbell_clock.get_mut(usize::from(queue)) {
+                    *clock = Some(self.now);
+                }
+            }
+            _ => {}
         }
-        self.shared.lock().last_write_clock = Some(self.now);
     }
 
     /// Pulses reset for two clocks; whatever was in flight on the ports is dropped, reads
