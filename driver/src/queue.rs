@@ -1,0 +1,93 @@
+//! One queue pair as the driver keeps it: the submission ring it writes, the completion
+//! ring the card writes, and which descriptors are still out.
+//!
+//! Ordering: a descriptor's image is stored with volatile writes and a release fence
+//! before the doorbell, so the card cannot fetch a half-written entry; a completion is
+//! read only after its phase bit, with an acquire fence between, so none of its bytes is
+//! older than the phase that said it was there.
+
+use crate::dma::{DmaBuffer, DmaError};
+use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use std::collections::HashMap;
+use std::sync::atomic::{fence, Ordering};
+use zerocopy::{FromBytes, IntoBytes};
+
+pub(crate) struct QueuePair {
+    pub submissions: DmaBuffer,
+    pub completions: DmaBuffer,
+    pub entries: u32,
+    /// The slot the next descriptor goes to.
+    tail: u32,
+    /// Slots before this one have been fetched and may be reused.
+    submission_head: u32,
+    /// The next completion slot, and the phase it carries on this pass.
+    completion_head: u32,
+    phase: bool,
+    /// Tags submitted and not yet completed.
+    pub outstanding: HashMap<u32, ()>,
+    /// Completions read and not yet asked for, by tag.
+    pub finished: HashMap<u32, Completion>,
+}
+
+impl QueuePair {
+    pub fn new(submissions: DmaBuffer, completions: DmaBuffer, entries: u32) -> Self {
+        Self {
+            submissions,
+            completions,
+            entries,
+            tail: 0,
+            submission_head: 0,
+            completion_head: 0,
+            phase: true,
+            outstanding: HashMap::new(),
+            finished: HashMap::new(),
+        }
+    }
+
+    /// Whether one more descriptor fits: a ring keeps one slot empty to tell full from
+    /// empty.
+    pub fn is_full(&self) -> bool {
+        (self.tail + 1) % self.entries == self.submission_head
+    }
+
+    /// Writes `descriptor` into the next slot; returns the doorbell value to ring.
+    pub fn push(&mut self, descriptor: &Descriptor) -> Result<u32, DmaError> {
+        let slot = u64::from(self.tail) * u64::from(DESCRIPTOR_BYTES);
+        self.submissions.write_words(slot, descriptor.as_bytes())?;
+        fence(Ordering::Release);
+        self.tail = (self.tail + 1) % self.entries;
+        self.outstanding.insert(descriptor.tag.get(), ());
+        Ok(self.tail)
+    }
+
+    /// Takes every completion the card has written since the last call; returns how many
+    /// and the completion doorbell value to ring if any.
+    pub fn reap(&mut self) -> Result<(u32, Option<u32>), DmaError> {
+        let mut reaped = 0;
+        loop {
+            let slot = u64::from(self.completion_head) * u64::from(COMPLETION_BYTES);
+            let phase = self
+                .completions
+                .read_byte(slot + u64::from(COMPLETION_BYTES) - 1)?;
+            if (phase & 1 == 1) != self.phase {
+                break;
+            }
+            fence(Ordering::Acquire);
+            let mut image = [0u8; COMPLETION_BYTES as usize];
+            self.completions.read_words(slot, &mut image)?;
+            let completion = Completion::read_from_bytes(&image).expect("16 bytes");
+            self.completion_head = (self.completion_head + 1) % self.entries;
+            if self.completion_head == 0 {
+                self.phase = !self.phase;
+            }
+            self.submission_head = u32::from(completion.submission_head.get()) % self.entries;
+            let tag = completion.tag.get();
+            if self.outstanding.remove(&tag).is_none() {
+                tracing::warn!(tag, "a completion for a tag that was not outstanding");
+            }
+            self.finished.insert(tag, completion);
+            reaped += 1;
+        }
+        Ok((reaped, (reaped > 0).then_some(self.completion_head)))
+    }
+}
