@@ -85,14 +85,7 @@ fn an_initiator_other_than_the_contexts_is_refused() {
     let key = program(&mut device, true, true, Some(1));
     device.create_queue(0, 4).unwrap();
     let buffer = device.allocate(64, DmaDirection::ToDevice).unwrap();
-    let write = Transfer {
-        context: CONTEXT,
-        key,
-        address: BASE,
-        buffer: &buffer,
-        offset: 0,
-        length: 64,
-    };
+    let write = transfer(key, BASE, &buffer, 64);
     let error = device.run(0, Operation::Write(write)).unwrap_err();
     assert_eq!(
         error.descriptor_error(),
@@ -111,14 +104,7 @@ fn a_dma_the_iommu_refuses_is_a_dma_fault() {
     device.create_queue(0, 4).unwrap();
     let buffer = device.allocate(4096, DmaDirection::ToDevice).unwrap();
     iommu.unmap(buffer.iova(), 4096).unwrap();
-    let write = Transfer {
-        context: CONTEXT,
-        key,
-        address: BASE,
-        buffer: &buffer,
-        offset: 0,
-        length: 64,
-    };
+    let write = transfer(key, BASE, &buffer, 64);
     let error = device.run(0, Operation::Write(write)).unwrap_err();
     assert_eq!(
         error.descriptor_error(),
@@ -151,14 +137,7 @@ fn bad_arguments_are_refused_before_the_card_sees_them() {
     ));
     device.create_queue(0, 4).unwrap();
     let source = device.allocate(100, DmaDirection::ToDevice).unwrap();
-    let write = Transfer {
-        context: CONTEXT,
-        key,
-        address: BASE,
-        buffer: &source,
-        offset: 0,
-        length: 64,
-    };
+    let write = transfer(key, BASE, &source, 64);
     let refusals = [
         Operation::Write(Transfer { length: 0, ..write }),
         Operation::Write(Transfer {
@@ -296,14 +275,7 @@ fn a_card_that_stops_answering_is_declared_failed() {
     let key = program(&mut device, true, true, None);
     device.create_queue(0, 4).unwrap();
     let buffer = device.allocate(64, DmaDirection::ToDevice).unwrap();
-    let write = Transfer {
-        context: CONTEXT,
-        key,
-        address: BASE,
-        buffer: &buffer,
-        offset: 0,
-        length: 64,
-    };
+    let write = transfer(key, BASE, &buffer, 64);
     device.card().fail();
     let ticket = device.submit(0, Operation::Write(write)).unwrap();
     let error = device.wait(ticket).unwrap_err();
@@ -330,14 +302,7 @@ fn a_descriptor_past_the_timeout_marks_the_card_failed() {
         .unwrap();
     device.create_queue(0, 4).unwrap();
     let buffer = device.allocate(3 * 4096, DmaDirection::ToDevice).unwrap();
-    let write = Transfer {
-        context: CONTEXT,
-        key,
-        address: BASE,
-        buffer: &buffer,
-        offset: 0,
-        length: 3 * 4096,
-    };
+    let write = transfer(key, BASE, &buffer, 3 * 4096);
     device.set_timeout(Duration::from_millis(1));
     let ticket = device.submit(0, Operation::Write(write)).unwrap();
     let error = device.wait(ticket).unwrap_err();

@@ -11,17 +11,6 @@ use rstest::rstest;
 use std::path::Path;
 use std::sync::Arc;
 
-fn transfer(key: u32, address: u64, buffer: &npmu_driver::DmaBuffer, length: u64) -> Transfer<'_> {
-    Transfer {
-        context: CONTEXT,
-        key,
-        address,
-        buffer,
-        offset: 0,
-        length,
-    }
-}
-
 #[test]
 fn capabilities_are_every_parameter_of_the_configuration() {
     let directory = tempfile::tempdir().unwrap();

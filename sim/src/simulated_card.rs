@@ -113,6 +113,41 @@ impl Shared {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Waits until `ready` finds what it waits for, at most `timeout`; `None` if the time
+    /// runs out or the card stops first.
+    fn wait_for<T>(
+        &self,
+        timeout: Duration,
+        mut ready: impl FnMut(&mut State) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.lock();
+        loop {
+            if let Some(found) = ready(&mut state) {
+                return Some(found);
+            }
+            let now = Instant::now();
+            if state.stopped.is_some() || now >= deadline {
+                return None;
+            }
+            state = self
+                .news
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+
+    /// Queues `access` for the device thread, unless the card has stopped.
+    fn push(&self, state: &mut State, access: Access) {
+        if state.stopped.is_some() {
+            return;
+        }
+        state.accesses.push_back(access);
+        self.accesses_waiting.store(true, Ordering::Release);
+        self.work.notify_one();
+    }
+
     fn stop(&self, why: String) {
         let mut state = self.lock();
         if state.stopped.is_none() {
@@ -208,11 +243,7 @@ impl SimulatedCard {
     /// The clock at which the NI took the latest submission doorbell of `queue`.
     pub fn last_doorbell_clock(&self, queue: u16) -> Option<u64> {
         let state = self.shared.lock();
-        state
-            .last_doorbell_clock
-            .get(usize::from(queue))
-            .copied()
-            .flatten()
+        state.last_doorbell_clock.get(usize::from(queue)).copied()?
     }
 
     /// The clock at which the NI sent the latest interrupt on `vector`.
@@ -221,8 +252,7 @@ impl SimulatedCard {
         state
             .last_interrupt_clock
             .get(usize::from(vector))
-            .copied()
-            .flatten()
+            .copied()?
     }
 
     /// Why the card stopped, if it did.
@@ -239,43 +269,22 @@ impl SimulatedCard {
     }
 
     fn push(&self, access: Access) {
-        let mut state = self.shared.lock();
-        if state.stopped.is_some() {
-            return;
-        }
-        state.accesses.push_back(access);
-        self.shared.accesses_waiting.store(true, Ordering::Release);
-        self.shared.work.notify_one();
+        self.shared.push(&mut self.shared.lock(), access);
     }
 }
 
 impl Mmio for SimulatedCard {
     fn read_register(&self, offset: u16) -> u64 {
-        let mut state = self.shared.lock();
-        if state.stopped.is_some() {
-            return u64::MAX;
-        }
-        let number = state.next_read;
-        state.next_read += 1;
-        state.accesses.push_back(Access::Read(offset, number));
-        self.shared.accesses_waiting.store(true, Ordering::Release);
-        self.shared.work.notify_one();
-        let deadline = Instant::now() + READ_TIMEOUT;
-        loop {
-            if let Some(value) = state.answers.remove(&number) {
-                return value;
-            }
-            let now = Instant::now();
-            if state.stopped.is_some() || now >= deadline {
-                return u64::MAX;
-            }
-            state = self
-                .shared
-                .news
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let number = {
+            let mut state = self.shared.lock();
+            let number = state.next_read;
+            state.next_read += 1;
+            self.shared.push(&mut state, Access::Read(offset, number));
+            number
+        };
+        self.shared
+            .wait_for(READ_TIMEOUT, |state| state.answers.remove(&number))
+            .unwrap_or(u64::MAX)
     }
 
     fn write_register(&self, offset: u16, value: u64) {
@@ -293,25 +302,11 @@ impl Interrupts for SimulatedCard {
         if vector >= vectors {
             return Err(DeviceError::NoSuchVector { vector, vectors });
         }
-        let deadline = Instant::now() + timeout;
-        let mut state = self.shared.lock();
-        loop {
+        let arrived = self.shared.wait_for(timeout, |state| {
             let pending = &mut state.interrupts[usize::from(vector)];
-            if *pending > 0 {
-                *pending = 0;
-                return Ok(true);
-            }
-            let now = Instant::now();
-            if state.stopped.is_some() || now >= deadline {
-                return Ok(false);
-            }
-            state = self
-                .shared
-                .news
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+            (*pending > 0).then(|| *pending = 0)
+        });
+        Ok(arrived.is_some())
     }
 }
 

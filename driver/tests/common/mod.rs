@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use npmu_driver::{ContextSettings, DriverOptions, NpmuDevice};
+use npmu_driver::{ContextSettings, DmaBuffer, DriverOptions, NpmuDevice, Transfer};
 use npmu_sim::{CardOptions, SimulatedCard, SimulatedIommu};
 use std::path::Path;
 use std::sync::Arc;
@@ -56,4 +56,16 @@ pub fn pattern(length: usize, seed: u8) -> Vec<u8> {
     (0..length)
         .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
+}
+
+/// `length` bytes from the start of `buffer` at `address` of [`CONTEXT`].
+pub fn transfer(key: u32, address: u64, buffer: &DmaBuffer, length: u64) -> Transfer<'_> {
+    Transfer {
+        context: CONTEXT,
+        key,
+        address,
+        buffer,
+        offset: 0,
+        length,
+    }
 }
