@@ -123,30 +123,17 @@ impl<D: Device> NpmuDevice<D> {
                 card: card.name().to_owned(),
             });
         }
-        let mut device = Self {
+        wait_initialized(&card, options.timeout)?;
+        let capabilities = read_capabilities(&card)?;
+        let device = Self {
             card,
             domain,
             options,
-            capabilities: Capabilities {
-                identity: 0,
-                contexts: 0,
-                translation_entries: 0,
-                page_shift: 0,
-                data_bytes: 0,
-                max_request_bytes: 0,
-                memory_pages: 0,
-                queues: 0,
-                max_payload_bytes: 0,
-                max_read_request_bytes: 0,
-                dma_read_tags: 0,
-            },
-            queues: Vec::new(),
+            capabilities,
+            queues: (0..capabilities.queues).map(|_| None).collect(),
             next_tag: 1,
             failed: None,
         };
-        device.wait_initialized()?;
-        device.capabilities = device.read_capabilities()?;
-        device.queues = (0..device.capabilities.queues).map(|_| None).collect();
         tracing::info!(card = device.card.name(), capabilities = ?device.capabilities, "card opened");
         Ok(device)
     }
@@ -185,10 +172,12 @@ impl<D: Device> NpmuDevice<D> {
             card: self.name(),
             source,
         })?;
-        // Queue buffers may only be freed once the card can no longer write them.
+        // The rings are unmapped as they are freed: whatever the card still sends to them
+        // before its reset takes effect, the IOMMU refuses.
         self.queues.iter_mut().for_each(|queue| *queue = None);
-        self.failed = None;
-        self.wait_initialized()
+        let initialized = wait_initialized(&self.card, self.options.timeout);
+        self.failed = initialized.as_ref().err().map(ToString::to_string);
+        initialized
     }
 
     pub fn unlock(&mut self, management_key: u64) -> Result<(), DriverError> {
@@ -340,7 +329,7 @@ impl<D: Device> NpmuDevice<D> {
             if let Some(completion) = pair.finished.remove(&ticket.tag) {
                 return self.outcome(queue, &completion);
             }
-            if !pair.outstanding.contains_key(&ticket.tag) {
+            if !pair.outstanding.contains(&ticket.tag) {
                 return Err(DriverError::UnknownTag {
                     card: self.name(),
                     queue,
@@ -384,7 +373,7 @@ impl<D: Device> NpmuDevice<D> {
     pub fn queue_status(&self, queue: u16) -> Result<QueueStatus, DriverError> {
         self.check_queue(queue)?;
         let offset = queue_offset(queue, reg::queue::STATUS);
-        let value = self.checked_read(offset)?;
+        let value = checked_read(&self.card, offset)?;
         Ok(QueueStatus::from_bits_retain(value))
     }
 
@@ -426,79 +415,6 @@ impl<D: Device> NpmuDevice<D> {
             what,
             milliseconds,
         }
-    }
-
-    /// A register read that fails on the all-ones answer of a card that is gone.
-    fn checked_read(&self, offset: u16) -> Result<u64, DriverError> {
-        let value = self.card.read_register(offset);
-        if value == u64::MAX {
-            return Err(DriverError::NoAnswer {
-                card: self.name(),
-                offset,
-            });
-        }
-        Ok(value)
-    }
-
-    fn wait_initialized(&mut self) -> Result<(), DriverError> {
-        let deadline = Instant::now() + self.options.timeout;
-        loop {
-            let status = Status::from_bits_retain(self.checked_read(reg::STATUS.offset)?);
-            if !status.contains(Status::INITIALIZING) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                return Err(self.declare_failed("initialization after reset".into()));
-            }
-            std::thread::sleep(Duration::from_micros(50));
-        }
-    }
-
-    fn read_capabilities(&self) -> Result<Capabilities, DriverError> {
-        let read = |register: reg::Register| self.checked_read(register.offset);
-        let narrow = |register: reg::Register| -> Result<u32, DriverError> {
-            let value = read(register)?;
-            u32::try_from(value).map_err(|_| DriverError::BadCapability {
-                card: self.name(),
-                what: format!("{} = {value:#x}", register.name),
-            })
-        };
-        let identity = read(reg::IDENTITY)?;
-        if identity::MAGIC.get(identity) != identity::MAGIC_VALUE {
-            return Err(DriverError::NotAnNpmu {
-                card: self.name(),
-                found: identity,
-            });
-        }
-        let capabilities = Capabilities {
-            identity,
-            contexts: narrow(reg::CONTEXTS)?,
-            translation_entries: narrow(reg::TRANSLATION_ENTRIES)?,
-            page_shift: narrow(reg::PAGE_SHIFT)?,
-            data_bytes: narrow(reg::DATA_BYTES)?,
-            max_request_bytes: narrow(reg::MAX_REQUEST_BYTES)?,
-            memory_pages: read(reg::MEMORY_PAGES)?,
-            queues: narrow(reg::QUEUES)? as u16,
-            max_payload_bytes: narrow(reg::MAX_PAYLOAD_BYTES)?,
-            max_read_request_bytes: narrow(reg::MAX_READ_REQUEST_BYTES)?,
-            dma_read_tags: narrow(reg::DMA_READ_TAGS)?,
-        };
-        let impossible = if capabilities.queues == 0 {
-            Some("no queues")
-        } else if !(9..=30).contains(&capabilities.page_shift) {
-            Some("a page size outside 512 B to 1 GiB")
-        } else if capabilities.max_request_bytes == 0 || capabilities.memory_pages == 0 {
-            Some("no persistent memory or no transfer size")
-        } else {
-            None
-        };
-        if let Some(what) = impossible {
-            return Err(DriverError::BadCapability {
-                card: self.name(),
-                what: what.into(),
-            });
-        }
-        Ok(capabilities)
     }
 
     fn program_result<T>(&mut self, result: Result<T, ProgramError>) -> Result<T, DriverError> {
@@ -636,6 +552,88 @@ impl<D: Device> NpmuDevice<D> {
             }),
         }
     }
+}
+
+/// A register read that fails on the all-ones answer of a card that is gone.
+fn checked_read(card: &impl Device, offset: u16) -> Result<u64, DriverError> {
+    let value = card.read_register(offset);
+    if value == u64::MAX {
+        return Err(DriverError::NoAnswer {
+            card: card.name().to_owned(),
+            offset,
+        });
+    }
+    Ok(value)
+}
+
+/// Waits until the card has cleared its tables after reset.
+fn wait_initialized(card: &impl Device, timeout: Duration) -> Result<(), DriverError> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let status = Status::from_bits_retain(checked_read(card, reg::STATUS.offset)?);
+        if !status.contains(Status::INITIALIZING) {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(DriverError::Timeout {
+                card: card.name().to_owned(),
+                what: "initialization after reset".into(),
+                milliseconds: timeout.as_millis(),
+            });
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    }
+}
+
+fn read_capabilities(card: &impl Device) -> Result<Capabilities, DriverError> {
+    let name = || card.name().to_owned();
+    let read = |register: reg::Register| checked_read(card, register.offset);
+    let narrow = |register: reg::Register| -> Result<u32, DriverError> {
+        let value = read(register)?;
+        u32::try_from(value).map_err(|_| DriverError::BadCapability {
+            card: name(),
+            what: format!("{} = {value:#x}", register.name),
+        })
+    };
+    let identity = read(reg::IDENTITY)?;
+    if identity::MAGIC.get(identity) != identity::MAGIC_VALUE {
+        return Err(DriverError::NotAnNpmu {
+            card: name(),
+            found: identity,
+        });
+    }
+    let capabilities = Capabilities {
+        identity,
+        contexts: narrow(reg::CONTEXTS)?,
+        translation_entries: narrow(reg::TRANSLATION_ENTRIES)?,
+        page_shift: narrow(reg::PAGE_SHIFT)?,
+        data_bytes: narrow(reg::DATA_BYTES)?,
+        max_request_bytes: narrow(reg::MAX_REQUEST_BYTES)?,
+        memory_pages: read(reg::MEMORY_PAGES)?,
+        queues: u16::try_from(narrow(reg::QUEUES)?).map_err(|_| DriverError::BadCapability {
+            card: name(),
+            what: "more queues than queue numbers".into(),
+        })?,
+        max_payload_bytes: narrow(reg::MAX_PAYLOAD_BYTES)?,
+        max_read_request_bytes: narrow(reg::MAX_READ_REQUEST_BYTES)?,
+        dma_read_tags: narrow(reg::DMA_READ_TAGS)?,
+    };
+    let impossible = if capabilities.queues == 0 {
+        Some("no queues")
+    } else if !(9..=30).contains(&capabilities.page_shift) {
+        Some("a page size outside 512 B to 1 GiB")
+    } else if capabilities.max_request_bytes == 0 || capabilities.memory_pages == 0 {
+        Some("no persistent memory or no transfer size")
+    } else {
+        None
+    };
+    if let Some(what) = impossible {
+        return Err(DriverError::BadCapability {
+            card: name(),
+            what: what.into(),
+        });
+    }
+    Ok(capabilities)
 }
 
 /// The card's registers as the abi's programming sequences use them.

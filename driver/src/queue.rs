@@ -8,7 +8,7 @@
 
 use crate::dma::{DmaBuffer, DmaError};
 use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -24,7 +24,7 @@ pub(crate) struct QueuePair {
     completion_head: u32,
     phase: bool,
     /// Tags submitted and not yet completed.
-    pub outstanding: HashMap<u32, ()>,
+    pub outstanding: HashSet<u32>,
     /// Completions read and not yet asked for, by tag.
     pub finished: HashMap<u32, Completion>,
 }
@@ -39,7 +39,7 @@ impl QueuePair {
             submission_head: 0,
             completion_head: 0,
             phase: true,
-            outstanding: HashMap::new(),
+            outstanding: HashSet::new(),
             finished: HashMap::new(),
         }
     }
@@ -56,7 +56,7 @@ impl QueuePair {
         self.submissions.write_words(slot, descriptor.as_bytes())?;
         fence(Ordering::Release);
         self.tail = (self.tail + 1) % self.entries;
-        self.outstanding.insert(descriptor.tag.get(), ());
+        self.outstanding.insert(descriptor.tag.get());
         Ok(self.tail)
     }
 
@@ -82,7 +82,7 @@ impl QueuePair {
             }
             self.submission_head = u32::from(completion.submission_head.get()) % self.entries;
             let tag = completion.tag.get();
-            if self.outstanding.remove(&tag).is_none() {
+            if !self.outstanding.remove(&tag) {
                 tracing::warn!(tag, "a completion for a tag that was not outstanding");
             }
             self.finished.insert(tag, completion);
