@@ -22,7 +22,42 @@ pub trait Backend {
     fn trace_to(&mut self, _path: &Path) -> Result<(), SimError> {
         Err(SimError::NoWaveforms)
     }
+
+    /// Clocks `inputs`, which assert reset, for [`RESET_CLOCKS`]; returns the clocks spent.
+    fn hold_reset(&mut self, inputs: &Self::Inputs) -> u64 {
+        for _ in 0..RESET_CLOCKS {
+            self.settle(inputs);
+            self.rising_edge();
+        }
+        RESET_CLOCKS
+    }
+
+    /// When the environment variable [`WAVEFORM_DIRECTORY`] names a directory, writes the
+    /// run's waveform there, named after the thread (the test) that runs it.
+    fn trace_if_asked(&mut self) {
+        let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) else {
+            return;
+        };
+        let name: String = std::thread::current()
+            .name()
+            .unwrap_or("simulation")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let path = Path::new(&directory).join(format!("{name}.vcd"));
+        match self.trace_to(&path) {
+            Ok(()) => tracing::info!(path = %path.display(), "writing a waveform"),
+            Err(error) => tracing::warn!(%error, "no waveform"),
+        }
+    }
 }
+
+/// Clocks a reset is held for.
+pub const RESET_CLOCKS: u64 = 2;
+
+/// Environment variable naming a directory where every harness writes its waveform;
+/// see [`Backend::trace_if_asked`].
+pub const WAVEFORM_DIRECTORY: &str = "NPMU_SIM_WAVEFORMS";
 
 /// Settles RustHDL's event-driven simulation of `block` after an input change.
 fn settle_block<B: Block>(block: &mut B) {

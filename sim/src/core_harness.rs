@@ -131,9 +131,6 @@ pub struct CoreHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
     last_handshake: u64,
 }
 
-/// Environment variable naming a directory where every harness writes its waveform.
-pub const WAVEFORM_DIRECTORY: &str = "NPMU_SIM_WAVEFORMS";
-
 /// Clocks without a handshake on any channel after which the NI is taken to hang.
 pub const HANG_CLOCKS: u64 = 10_000;
 
@@ -146,7 +143,7 @@ impl CoreHarness<VerilatedCore> {
 
 impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> CoreHarness<B> {
     /// Wraps `backend`, resets it and waits until it has cleared its tables. When the
-    /// environment variable [`WAVEFORM_DIRECTORY`] names a directory, the run's waveform
+    /// environment variable [`crate::WAVEFORM_DIRECTORY`] names a directory, the run's waveform
     /// goes there, named after the thread (the test) that runs it.
     ///
     /// # Panics
@@ -178,20 +175,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> CoreHarness<B> {
             memory_log: None,
             last_handshake: 0,
         };
-        if let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) {
-            let thread = std::thread::current();
-            let name: String = thread
-                .name()
-                .unwrap_or("harness")
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            let path = Path::new(&directory).join(format!("{name}.vcd"));
-            match harness.trace_to(&path) {
-                Ok(()) => tracing::info!(path = %path.display(), "writing a waveform"),
-                Err(error) => tracing::warn!(%error, "no waveform"),
-            }
-        }
+        harness.backend.trace_if_asked();
         harness.reset();
         harness
     }
@@ -265,11 +249,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> CoreHarness<B> {
             write_data_enable: u8::MAX,
             ..Inputs::default()
         };
-        for _ in 0..2 {
-            self.backend.settle(&self.inputs);
-            self.backend.rising_edge();
-            self.now += 1;
-        }
+        self.now += self.backend.hold_reset(&self.inputs);
         self.inputs.reset = false;
         self.model.reset();
         self.monitor.reset(&self.model);

@@ -9,7 +9,6 @@
 //! Queues must not race on the same bytes for that comparison to hold.
 
 use crate::backend::Backend;
-use crate::core_harness::WAVEFORM_DIRECTORY;
 use crate::device_ports::DevicePorts;
 use crate::host_port::HostPort;
 use crate::memory_port::MemoryPort;
@@ -206,18 +205,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             doorbells: Vec::new(),
             last_handshake: 0,
         };
-        if let Some(directory) = std::env::var_os(WAVEFORM_DIRECTORY) {
-            let name: String = std::thread::current()
-                .name()
-                .unwrap_or("device")
-                .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-                .collect();
-            let path = Path::new(&directory).join(format!("{name}.vcd"));
-            if let Err(error) = harness.trace_to(&path) {
-                tracing::warn!(%error, "no waveform");
-            }
-        }
+        harness.backend.trace_if_asked();
         harness.reset();
         harness
     }
@@ -280,11 +268,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             reset: true,
             ..Inputs::default()
         };
-        for _ in 0..2 {
-            self.backend.settle(&self.inputs);
-            self.backend.rising_edge();
-            self.now += 1;
-        }
+        self.now += self.backend.hold_reset(&self.inputs);
         self.inputs.reset = false;
         self.model.reset();
         self.monitor.reset(&self.model);

@@ -28,9 +28,9 @@ mod stall;
 pub mod traffic;
 mod verilated;
 
-pub use backend::{Backend, RustHdlCore, RustHdlNetworkInterface};
+pub use backend::{Backend, RustHdlCore, RustHdlNetworkInterface, WAVEFORM_DIRECTORY};
 pub use core_harness::{
-    Completion, CoreHarness, HarnessOptions, MemoryAccess, Stalls, HANG_CLOCKS, WAVEFORM_DIRECTORY,
+    Completion, CoreHarness, HarnessOptions, MemoryAccess, Stalls, HANG_CLOCKS,
 };
 pub use device_harness::{
     DeviceCompletion, DeviceHarness, DeviceOptions, DeviceStalls, SubmitError,

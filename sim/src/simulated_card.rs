@@ -496,7 +496,7 @@ impl DeviceThread {
         }
     }
 
-    /// Pulses reset for two clocks; whatever was in flight on the ports is dropped, reads
+    /// Pulses reset; whatever was in flight on the ports is dropped, reads
     /// the NI had taken answer all ones.
     fn reset(&mut self) {
         self.ports.reset();
@@ -513,11 +513,7 @@ impl DeviceThread {
             reset: true,
             ..Inputs::default()
         };
-        for _ in 0..2 {
-            self.backend.settle(&self.inputs);
-            self.backend.rising_edge();
-            self.now += 1;
-        }
+        self.now += self.backend.hold_reset(&self.inputs);
         self.inputs.reset = false;
         self.idle_clocks = IDLE_CLOCKS;
         self.last_activity = self.now;
