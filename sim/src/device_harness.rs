@@ -85,8 +85,6 @@ pub struct DeviceOptions {
     pub stalls: DeviceStalls,
     /// Clocks from a DMA request to its completion or response.
     pub host_latency: u64,
-    /// Answer DMA reads in a random order.
-    pub reorder: bool,
     /// Clocks from a persistent-memory request to its response.
     pub memory_latency: u64,
     /// Run the golden model's queues alongside and check completions, register reads and
@@ -101,7 +99,6 @@ impl Default for DeviceOptions {
             seed: 1,
             stalls: DeviceStalls::NONE,
             host_latency: 20,
-            reorder: true,
             memory_latency: 2,
             golden: true,
         }
@@ -183,12 +180,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
                     config.data_bytes,
                     options.memory_latency,
                 ),
-                host: HostPort::new(
-                    HostMemory::new(),
-                    &config,
-                    options.host_latency,
-                    options.reorder,
-                ),
+                host: HostPort::new(HostMemory::new(), &config, options.host_latency),
             },
             random: StdRng::seed_from_u64(options.seed),
             backend,

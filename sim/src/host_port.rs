@@ -48,8 +48,6 @@ pub struct HostPort<H: DmaTarget = HostMemory> {
     max_read: u64,
     max_write: u64,
     latency: u64,
-    /// Answer reads in a random order among those due.
-    reorder: bool,
     reads: Vec<Read>,
     /// The read whose burst is going out.
     sending: Option<Read>,
@@ -70,14 +68,13 @@ pub struct CompletionBeat {
 }
 
 impl<H: DmaTarget> HostPort<H> {
-    pub fn new(memory: H, config: &Config, latency: u64, reorder: bool) -> Self {
+    pub fn new(memory: H, config: &Config, latency: u64) -> Self {
         Self {
             memory,
             data_bytes: config.data_bytes.into(),
             max_read: config.max_read_request_bytes.into(),
             max_write: config.max_payload_bytes.into(),
             latency: latency.max(1),
-            reorder,
             reads: Vec::new(),
             sending: None,
             incoming: None,
@@ -185,11 +182,8 @@ impl<H: DmaTarget> HostPort<H> {
                 .filter(|index| self.reads[*index].due <= now)
                 .collect();
             if !due.is_empty() {
-                let pick = if self.reorder {
-                    due[random.gen_range(0..due.len())]
-                } else {
-                    due[0]
-                };
+                // Completions of different reads may come in any order, as on PCIe.
+                let pick = due[random.gen_range(0..due.len())];
                 self.sending = Some(self.reads.remove(pick));
             }
         }

@@ -195,12 +195,7 @@ impl SimulatedCard {
         });
         let device = DeviceThread {
             ports: DevicePorts {
-                host: HostPort::new(
-                    IommuPort(Arc::clone(&iommu)),
-                    &config,
-                    options.host_latency,
-                    true,
-                ),
+                host: HostPort::new(IommuPort(Arc::clone(&iommu)), &config, options.host_latency),
                 memory: MemoryPort::new(memory, config.data_bytes, options.memory_latency),
             },
             backend,
