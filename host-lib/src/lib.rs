@@ -1,0 +1,31 @@
+//! The npmu host library: the persistent memory manager (PMM) and the PMU library of seed
+//! 001 over a mirrored volume of two npmu cards.
+//!
+//! A [`Volume`] is a primary and a mirror card. Its metadata (the volume and every region:
+//! name, size, base pointer, owner, times, physical pages) lives on both cards, in
+//! checksummed copies written crash-consistently, so [`Volume::open`] recovers everything
+//! from the cards alone. Regions are created, opened (a context with a fresh key on each
+//! card maps the region's scattered pages to one contiguous network virtual range),
+//! written on both cards at once, read from either with fallback, listed, described by an
+//! attribute cache, closed and deleted. A card that fails is recorded as stale on the
+//! other, and [`Volume::resync`] rebuilds it online.
+//!
+//! The same code drives simulated cards (the Verilator model of the NI by default) and real
+//! ones over VFIO: see [`cards`].
+
+mod allocation;
+pub mod attributes;
+pub mod cards;
+mod error;
+mod half;
+pub mod layout;
+pub mod metadata;
+mod volume;
+
+pub use attributes::{AttributeValue, Attributes};
+pub use cards::{Card, CardsError};
+pub use error::{CardRole, Error, Result};
+pub use volume::{
+    CardState, CardStatus, Mirror, ReadFrom, RegionHandle, ResyncReport, Volume, VolumeInfo,
+    VolumeOptions, DEFAULT_MANAGEMENT_KEY,
+};
