@@ -110,15 +110,18 @@ pub use simulated::{simulated_cards, SimulatedCards};
 #[cfg(feature = "simulated")]
 mod simulated {
     use super::{Card, CardsError};
+    use crate::CardRole;
     use npmu_sim::{CardOptions, SimulatedCard, SimulatedIommu};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
 
-    /// Where two simulated cards keep their persistent memory, and how they are built.
+    /// Where two simulated cards keep their persistent memory, how they are built, and the
+    /// simulated IOMMU they share (as two cards behind one host IOMMU).
     #[derive(Clone, Debug)]
     pub struct SimulatedCards {
         pub directory: PathBuf,
         pub card: CardOptions,
+        pub iommu: Arc<SimulatedIommu>,
     }
 
     impl SimulatedCards {
@@ -126,37 +129,39 @@ mod simulated {
             Self {
                 directory: directory.to_owned(),
                 card: CardOptions::default(),
+                iommu: SimulatedIommu::new(),
             }
         }
 
-        pub fn file(&self, role: crate::CardRole) -> PathBuf {
+        /// The file holding the persistent memory of the `role` card.
+        pub fn file(&self, role: CardRole) -> PathBuf {
             self.directory.join(format!("{role}.pm"))
         }
-    }
 
-    /// Starts the primary and the mirror card (files `primary.pm` and `mirror.pm` of the
-    /// directory, created if missing) behind one simulated IOMMU, as two cards behind one
-    /// host IOMMU.
-    pub fn simulated_cards(cards: &SimulatedCards) -> Result<(Card, Card), CardsError> {
-        std::fs::create_dir_all(&cards.directory).map_err(|source| CardsError::Directory {
-            path: cards.directory.clone(),
-            source,
-        })?;
-        let iommu = SimulatedIommu::new();
-        let open = |role: crate::CardRole| {
-            let path = cards.file(role);
+        /// Starts the `role` card on its file (created if missing); also how a replacement
+        /// card is made after a card's file was lost.
+        pub fn open_card(&self, role: CardRole) -> Result<Card, CardsError> {
+            std::fs::create_dir_all(&self.directory).map_err(|source| CardsError::Directory {
+                path: self.directory.clone(),
+                source,
+            })?;
+            let path = self.file(role);
             SimulatedCard::open(
-                &format!("{role}"),
+                &role.to_string(),
                 &path,
-                Arc::clone(&iommu),
-                cards.card.clone(),
+                Arc::clone(&self.iommu),
+                self.card.clone(),
             )
             .map(Card::Simulated)
             .map_err(|source| CardsError::Simulated { path, source })
-        };
+        }
+    }
+
+    /// Starts the primary and the mirror card: files `primary.pm` and `mirror.pm`.
+    pub fn simulated_cards(cards: &SimulatedCards) -> Result<(Card, Card), CardsError> {
         Ok((
-            open(crate::CardRole::Primary)?,
-            open(crate::CardRole::Mirror)?,
+            cards.open_card(CardRole::Primary)?,
+            cards.open_card(CardRole::Mirror)?,
         ))
     }
 }

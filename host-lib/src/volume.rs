@@ -1036,6 +1036,12 @@ impl<D: Device> Inner<D> {
         for (index, chunk) in buffer.chunks_mut(chunk_bytes).enumerate() {
             let address = layout::network_base(context) + offset + (index * chunk_bytes) as u64;
             let candidates = match from {
+                ReadFrom::Any if self.readable_cards().is_empty() => {
+                    return Err(Error::BothCardsFailed {
+                        primary: self.why_unreadable(CardRole::Primary),
+                        mirror: self.why_unreadable(CardRole::Mirror),
+                    })
+                }
                 ReadFrom::Any => self.readable_cards(),
                 ReadFrom::Primary | ReadFrom::Mirror => {
                     let role = if from == ReadFrom::Primary {
