@@ -3,7 +3,7 @@
 //! keeps the rules of the port.
 
 use npmu_abi::{Config, HOST_PAGE_BYTES};
-use npmu_model::HostMemory;
+use npmu_model::{HostDma, HostMemory};
 use rand::rngs::StdRng;
 use rand::Rng;
 use std::collections::VecDeque;

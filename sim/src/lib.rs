@@ -10,6 +10,8 @@
 //!
 //! For the driver, [`SimulatedCard`] is the whole NI as a card: on its own thread, DMA into
 //! the driver's memory through a [`SimulatedIommu`], persistent memory in a file.
+//! [`ModelCard`] is the same card with the golden model in place of the Verilator model: it
+//! answers every access at once, for measuring the host code's own costs and for fast tests.
 
 pub mod backend;
 mod core_harness;
@@ -21,6 +23,7 @@ mod host_port;
 mod iommu;
 mod memory_port;
 mod mmio;
+mod model_card;
 mod monitor;
 pub mod ports;
 mod simulated_card;
@@ -39,6 +42,7 @@ pub use file_memory::{FileMemory, FileMemoryError};
 pub use host_port::{DmaTarget, HostPort};
 pub use iommu::SimulatedIommu;
 pub use memory_port::MemoryPort;
+pub use model_card::{ModelCard, ModelCardError, ModelCardOptions};
 pub use monitor::Monitor;
 pub use simulated_card::{CardError, CardOptions, SimulatedCard};
 pub use stall::Stall;

@@ -2,7 +2,7 @@
 
 #![allow(dead_code)] // each test file uses its own part
 
-use npmu_driver::{ContextSettings, DmaBuffer, DriverOptions, NpmuDevice, Transfer};
+use npmu_driver::{ContextSettings, Device, DmaBuffer, DriverOptions, NpmuDevice, Transfer};
 use npmu_sim::{CardOptions, SimulatedCard, SimulatedIommu};
 use std::path::Path;
 use std::sync::Arc;
@@ -31,7 +31,12 @@ pub fn open(directory: &Path, options: DriverOptions) -> Card {
 }
 
 /// Unlocks, maps [`PAGES`] from entry 0 and registers [`CONTEXT`] over them; returns the key.
-pub fn program(device: &mut Card, read: bool, write: bool, initiator: Option<u16>) -> u32 {
+pub fn program<D: Device>(
+    device: &mut NpmuDevice<D>,
+    read: bool,
+    write: bool,
+    initiator: Option<u16>,
+) -> u32 {
     device.unlock(KEY).unwrap();
     let entries: Vec<Option<u32>> = PAGES.iter().copied().map(Some).collect();
     device.write_entries(0, &entries).unwrap();

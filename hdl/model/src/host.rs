@@ -1,9 +1,28 @@
 //! Host memory as the NI reaches it by DMA: pages an IOMMU maps, each for the directions
-//! the driver allowed, the rest refused.
+//! the driver allowed, the rest refused. [`HostDma`] is what the model's queues need of it;
+//! [`HostMemory`] is the model's own, and a simulated host can offer its IOMMU instead.
 
 use crate::memory::{Memory, SparseMemory};
 use npmu_abi::{DmaDirection, HOST_PAGE_BYTES};
 use std::collections::BTreeMap;
+
+/// Host memory as DMA reaches it, through an IOMMU with 4 KiB pages that lets each page be
+/// read, written, both or neither by the device.
+pub trait HostDma {
+    /// Bytes from `iova` the device may read before the first page it may not, at most
+    /// `length`. A [`HostDma::read`] of those bytes succeeds.
+    fn readable_prefix(&self, iova: u64, length: u64) -> u64;
+
+    /// Bytes from `iova` the device may write before the first page it may not, at most
+    /// `length`. A [`HostDma::write`] of those bytes succeeds.
+    fn writable_prefix(&self, iova: u64, length: u64) -> u64;
+
+    /// What a DMA read returns; `None` if the IOMMU refuses a page.
+    fn read(&self, iova: u64, buffer: &mut [u8]) -> Option<()>;
+
+    /// A DMA write; `None` (and nothing written) if the IOMMU refuses a page.
+    fn write(&mut self, iova: u64, data: &[u8]) -> Option<()>;
+}
 
 /// Host memory behind an IOMMU with 4 KiB pages.
 #[derive(Clone, Debug, Default)]
@@ -30,18 +49,6 @@ impl HostMemory {
         }
     }
 
-    /// Bytes from `iova` the device may read before the first page it may not, at most
-    /// `length`.
-    pub fn readable_prefix(&self, iova: u64, length: u64) -> u64 {
-        self.prefix(iova, length, DmaDirection::lets_device_read)
-    }
-
-    /// Bytes from `iova` the device may write before the first page it may not, at most
-    /// `length`.
-    pub fn writable_prefix(&self, iova: u64, length: u64) -> u64 {
-        self.prefix(iova, length, DmaDirection::lets_device_write)
-    }
-
     fn prefix(&self, iova: u64, length: u64, allowed: fn(DmaDirection) -> bool) -> u64 {
         pages(iova, length)
             .find(|page| {
@@ -53,20 +60,6 @@ impl HostMemory {
             .map_or(length, |page| (page * HOST_PAGE_BYTES).saturating_sub(iova))
     }
 
-    /// What a DMA read returns; `None` if the IOMMU refuses a page.
-    pub fn read(&self, iova: u64, buffer: &mut [u8]) -> Option<()> {
-        (self.readable_prefix(iova, buffer.len() as u64) == buffer.len() as u64).then(|| {
-            self.memory.read(iova, buffer);
-        })
-    }
-
-    /// A DMA write; `None` (and nothing written) if the IOMMU refuses a page.
-    pub fn write(&mut self, iova: u64, data: &[u8]) -> Option<()> {
-        (self.writable_prefix(iova, data.len() as u64) == data.len() as u64).then(|| {
-            self.memory.write(iova, data);
-        })
-    }
-
     /// The CPU's view: reads and writes whatever is mapped or not.
     pub fn contents(&self) -> &SparseMemory {
         &self.memory
@@ -74,6 +67,28 @@ impl HostMemory {
 
     pub fn contents_mut(&mut self) -> &mut SparseMemory {
         &mut self.memory
+    }
+}
+
+impl HostDma for HostMemory {
+    fn readable_prefix(&self, iova: u64, length: u64) -> u64 {
+        self.prefix(iova, length, DmaDirection::lets_device_read)
+    }
+
+    fn writable_prefix(&self, iova: u64, length: u64) -> u64 {
+        self.prefix(iova, length, DmaDirection::lets_device_write)
+    }
+
+    fn read(&self, iova: u64, buffer: &mut [u8]) -> Option<()> {
+        (self.readable_prefix(iova, buffer.len() as u64) == buffer.len() as u64).then(|| {
+            self.memory.read(iova, buffer);
+        })
+    }
+
+    fn write(&mut self, iova: u64, data: &[u8]) -> Option<()> {
+        (self.writable_prefix(iova, data.len() as u64) == data.len() as u64).then(|| {
+            self.memory.write(iova, data);
+        })
     }
 }
 

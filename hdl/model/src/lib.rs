@@ -12,7 +12,7 @@ mod host;
 mod memory;
 mod queues;
 
-pub use host::HostMemory;
+pub use host::{HostDma, HostMemory};
 pub use memory::{Memory, SparseMemory};
 pub use npmu_abi::DmaDirection;
 

@@ -1,8 +1,8 @@
 //! The host queues of the golden model: queue registers, and descriptors executed at once
 //! when [`NetworkInterface::process_queues`] is called, as far as each completion ring has
-//! room.
+//! room. Host memory is anything DMA reaches through an IOMMU ([`HostDma`]).
 
-use crate::host::HostMemory;
+use crate::host::HostDma;
 use crate::{Memory, NetworkInterface};
 use npmu_abi::queue::{
     encode_completion_status, Completion, Descriptor, DescriptorError, Opcode, COMPLETION_BYTES,
@@ -120,23 +120,26 @@ impl QueueState {
 impl<M: Memory> NetworkInterface<M> {
     /// Runs every descriptor the running queues hold, as far as each completion ring has
     /// room, reading descriptors and data from `host` and writing data and completions to it.
-    pub fn process_queues(&mut self, host: &mut HostMemory) {
-        for queue in 0..self.state.queues.len() {
-            self.process_queue(queue, host);
-        }
+    /// Returns, by queue, the completions that landed in host memory: what the hardware
+    /// counts towards an interrupt.
+    pub fn process_queues<H: HostDma>(&mut self, host: &mut H) -> Vec<u32> {
+        (0..self.state.queues.len())
+            .map(|queue| self.process_queue(queue, host))
+            .collect()
     }
 
-    fn process_queue(&mut self, index: usize, host: &mut HostMemory) {
+    fn process_queue<H: HostDma>(&mut self, index: usize, host: &mut H) -> u32 {
+        let mut landed = 0;
         loop {
             let state = self.state.queues[index];
             if !state.running() || state.sq_head == state.sq_tail || state.completion_room() == 0 {
-                return;
+                return landed;
             }
             let mut bytes = [0u8; DESCRIPTOR_BYTES as usize];
             let slot = state.sq_base + state.sq_head * u64::from(DESCRIPTOR_BYTES);
             if host.read(slot, &mut bytes).is_none() {
                 self.state.queues[index].errors |= queue_status::FETCH_ERROR.mask();
-                return;
+                return landed;
             }
             let descriptor = Descriptor::read_from_bytes(&bytes).expect("32 bytes");
             let sq_head = (state.sq_head + 1) & (state.sq_entries - 1);
@@ -158,18 +161,19 @@ impl<M: Memory> NetworkInterface<M> {
             if queue.cq_tail == 0 {
                 queue.phase = !queue.phase;
             }
-            if written.is_none() {
-                queue.errors |= queue_status::COMPLETION_ERROR.mask();
+            match written {
+                Some(()) => landed += 1,
+                None => queue.errors |= queue_status::COMPLETION_ERROR.mask(),
             }
         }
     }
 
     /// Runs one descriptor from `queue`; returns its status and the bytes it moved.
-    pub fn execute_descriptor(
+    pub fn execute_descriptor<H: HostDma>(
         &mut self,
         queue: u16,
         descriptor: &Descriptor,
-        host: &mut HostMemory,
+        host: &mut H,
     ) -> (Result<(), DescriptorError>, u32) {
         if descriptor.malformed(self.config.max_request_bytes) {
             return (Err(DescriptorError::Malformed), 0);
@@ -194,9 +198,14 @@ impl<M: Memory> NetworkInterface<M> {
             Operation::Write => host.readable_prefix(iova, length),
             Operation::Read => host.writable_prefix(iova, length),
         };
-        let mut data = vec![0u8; request.length as usize];
-        host.contents().read(iova, &mut data);
-        let outcome = self.run_request(&request, &data, reachable as usize);
+        let mut write_data = Vec::new();
+        if operation == Operation::Write {
+            // Bytes past the refused page never arrive: only the reachable ones are read.
+            write_data.resize(request.length as usize, 0);
+            host.read(iova, &mut write_data[..reachable as usize])
+                .expect("the readable prefix reads");
+        }
+        let outcome = self.run_request(&request, &write_data, reachable as usize);
         match outcome {
             Err(fault) => (Err(DescriptorError::Avt(fault)), 0),
             Ok(read_data) => {
