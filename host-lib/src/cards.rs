@@ -15,6 +15,12 @@ pub enum CardsError {
         path: std::path::PathBuf,
         source: npmu_sim::CardError,
     },
+    #[cfg(feature = "simulated")]
+    #[error("starting model card {path}: {source}")]
+    Model {
+        path: std::path::PathBuf,
+        source: npmu_sim::ModelCardError,
+    },
     #[error("opening VFIO card {address}: {source}")]
     Vfio { address: String, source: VfioError },
     #[error("cannot create the data directory {path}: {source}")]
@@ -26,8 +32,12 @@ pub enum CardsError {
 
 /// One card of a volume.
 pub enum Card {
+    /// The Verilator model of the NI, cycle by cycle.
     #[cfg(feature = "simulated")]
     Simulated(npmu_sim::SimulatedCard),
+    /// The golden model of the NI: answers at once.
+    #[cfg(feature = "simulated")]
+    Model(npmu_sim::ModelCard),
     Vfio(VfioCard),
 }
 
@@ -38,8 +48,19 @@ impl Card {
     pub fn simulated(&self) -> Option<&npmu_sim::SimulatedCard> {
         match self {
             Card::Simulated(card) => Some(card),
-            Card::Vfio(_) => None,
+            _ => None,
         }
+    }
+
+    /// Makes a simulated or model card drop off the bus; `false` for a real card.
+    #[cfg(feature = "simulated")]
+    pub fn fail(&self) -> bool {
+        match self {
+            Card::Simulated(card) => card.fail(),
+            Card::Model(card) => card.fail(),
+            Card::Vfio(_) => return false,
+        }
+        true
     }
 }
 
@@ -48,6 +69,8 @@ macro_rules! each_card {
         match $card {
             #[cfg(feature = "simulated")]
             Card::Simulated($inner) => $body,
+            #[cfg(feature = "simulated")]
+            Card::Model($inner) => $body,
             Card::Vfio($inner) => $body,
         }
     };
@@ -105,21 +128,31 @@ pub fn vfio_cards(primary: &str, mirror: &str) -> Result<(Card, Card), CardsErro
 }
 
 #[cfg(feature = "simulated")]
-pub use simulated::{simulated_cards, SimulatedCards};
+pub use simulated::{simulated_cards, Model, SimulatedCards};
 
 #[cfg(feature = "simulated")]
 mod simulated {
     use super::{Card, CardsError};
     use crate::CardRole;
-    use npmu_sim::{CardOptions, SimulatedCard, SimulatedIommu};
+    use npmu_sim::{CardOptions, ModelCard, ModelCardOptions, SimulatedCard, SimulatedIommu};
     use std::path::{Path, PathBuf};
     use std::sync::Arc;
+
+    /// Which model of the NI a simulated card runs.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Model {
+        /// The RTL under Verilator, cycle by cycle, on its own thread.
+        Verilator,
+        /// The golden model, answering at once in the caller's thread.
+        Golden,
+    }
 
     /// Where two simulated cards keep their persistent memory, how they are built, and the
     /// simulated IOMMU they share (as two cards behind one host IOMMU).
     #[derive(Clone, Debug)]
     pub struct SimulatedCards {
         pub directory: PathBuf,
+        pub model: Model,
         pub card: CardOptions,
         pub iommu: Arc<SimulatedIommu>,
     }
@@ -128,6 +161,7 @@ mod simulated {
         pub fn in_directory(directory: &Path) -> Self {
             Self {
                 directory: directory.to_owned(),
+                model: Model::Verilator,
                 card: CardOptions::default(),
                 iommu: SimulatedIommu::new(),
             }
@@ -146,14 +180,22 @@ mod simulated {
                 source,
             })?;
             let path = self.file(role);
-            SimulatedCard::open(
-                &role.to_string(),
-                &path,
-                Arc::clone(&self.iommu),
-                self.card.clone(),
-            )
-            .map(Card::Simulated)
-            .map_err(|source| CardsError::Simulated { path, source })
+            let name = role.to_string();
+            let iommu = Arc::clone(&self.iommu);
+            match self.model {
+                Model::Verilator => SimulatedCard::open(&name, &path, iommu, self.card.clone())
+                    .map(Card::Simulated)
+                    .map_err(|source| CardsError::Simulated { path, source }),
+                Model::Golden => {
+                    let options = ModelCardOptions {
+                        config: self.card.config,
+                        management_key: self.card.management_key,
+                    };
+                    ModelCard::open(&name, &path, iommu, options)
+                        .map(Card::Model)
+                        .map_err(|source| CardsError::Model { path, source })
+                }
+            }
         }
     }
 
