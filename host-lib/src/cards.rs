@@ -37,7 +37,7 @@ pub enum Card {
     Simulated(npmu_sim::SimulatedCard),
     /// The golden model of the NI: answers at once.
     #[cfg(feature = "simulated")]
-    Model(npmu_sim::ModelCard),
+    Model(Box<npmu_sim::ModelCard>),
     Vfio(VfioCard),
 }
 
@@ -192,7 +192,7 @@ mod simulated {
                         management_key: self.card.management_key,
                     };
                     ModelCard::open(&name, &path, iommu, options)
-                        .map(Card::Model)
+                        .map(|card| Card::Model(Box::new(card)))
                         .map_err(|source| CardsError::Model { path, source })
                 }
             }
