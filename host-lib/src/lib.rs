@@ -12,11 +12,15 @@
 //!
 //! The same code drives simulated cards (the Verilator model of the NI by default) and real
 //! ones over VFIO: see [`cards`].
+//!
+//! [`ffi`] is the same API for C, with the seed's names (`pm_create_region`, ...), built into
+//! `libnpmu.so` and `libnpmu.a` with the header `include/npmu.h`.
 
 mod allocation;
 pub mod attributes;
 pub mod cards;
 mod error;
+pub mod ffi;
 mod half;
 pub mod layout;
 pub mod metadata;
