@@ -1,4 +1,4 @@
-//! The attribute cache of seed 001 [0096]-[0099]: a region's attributes as the metadata held
+//! The attribute cache of seed 001 \[0096\]-\[0099\]: a region's attributes as the metadata held
 //! them when they were read, looked up by name with an accessor of the attribute's type.
 
 use crate::error::Error;
@@ -81,7 +81,7 @@ impl Attributes {
 
     /// Copies a string attribute into `buffer` and returns its length. If it does not fit,
     /// the first `buffer.len()` bytes are copied and [`Error::BufferTooSmall`] returned, as
-    /// seed 001 [0098] has it.
+    /// seed 001 \[0098\] has it.
     pub fn copy_string(&self, name: &str, buffer: &mut [u8]) -> Result<usize, Error> {
         let value = self.get_string(name)?.as_bytes();
         let fits = value.len().min(buffer.len());

@@ -38,7 +38,7 @@ impl Default for VolumeOptions {
     }
 }
 
-/// Which half a write goes to (seed 001 [0088]: PM_BOTH, PM_PRIMARY, PM_MIRROR).
+/// Which half a write goes to (seed 001 \[0088\]: PM_BOTH, PM_PRIMARY, PM_MIRROR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mirror {
     /// Normal operation: both cards, at once.
@@ -49,7 +49,7 @@ pub enum Mirror {
     Mirror,
 }
 
-/// Which half a read comes from (seed 001 [0090]: PM_ANY, PM_PRIMARY, PM_MIRROR).
+/// Which half a read comes from (seed 001 \[0090\]: PM_ANY, PM_PRIMARY, PM_MIRROR).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReadFrom {
     /// Normal operation: an in-sync card, the other if it fails.
@@ -108,7 +108,7 @@ struct Shared<D: Device> {
     inner: Mutex<Inner<D>>,
 }
 
-/// An open region (seed 001 [0066]): the base pointer, the network virtual base and the
+/// An open region (seed 001 \[0066\]): the base pointer, the network virtual base and the
 /// context on each card. Closed by [`Volume::close_region`] or when dropped.
 pub struct RegionHandle<D: Device> {
     volume: Arc<Shared<D>>,
@@ -155,7 +155,7 @@ impl<D: Device> RegionHandle<D> {
         self.keys[card.index()]
     }
 
-    /// The network address a region pointer maps to (seed 001 [0087]).
+    /// The network address a region pointer maps to (seed 001 \[0087\]).
     pub fn network_address(&self, card: CardRole, pointer: u64) -> u64 {
         pointer - self.base_pointer + self.network_base(card)
     }
@@ -413,7 +413,7 @@ impl<D: Device> Volume<D> {
     }
 
     /// Creates region `name` of `size` bytes addressed from `base_pointer` (seed 001
-    /// [0078]-[0081]): pages on both cards, zeroed, then the metadata on both.
+    /// \[0078\]-\[0081\]): pages on both cards, zeroed, then the metadata on both.
     pub fn create_region(&self, name: &str, size: u64, base_pointer: u64) -> Result<()> {
         check_name(name)?;
         let mut inner = self.inner();
@@ -451,7 +451,7 @@ impl<D: Device> Volume<D> {
         Ok(())
     }
 
-    /// Deletes region `name` and frees its pages (seed 001 [0082]); refused while it is
+    /// Deletes region `name` and frees its pages (seed 001 \[0082\]); refused while it is
     /// open, or to anyone but its owner and root.
     pub fn delete_region(&self, name: &str) -> Result<()> {
         check_name(name)?;
@@ -482,7 +482,7 @@ impl<D: Device> Volume<D> {
         Ok(())
     }
 
-    /// Opens region `name` (seed 001 [0083]-[0084]): maps its pages to a contiguous network
+    /// Opens region `name` (seed 001 \[0083\]-\[0084\]): maps its pages to a contiguous network
     /// virtual range on each card, in a context with a fresh key that admits only this
     /// process's queue.
     pub fn open_region(&self, name: &str) -> Result<RegionHandle<D>> {
@@ -538,7 +538,7 @@ impl<D: Device> Volume<D> {
         })
     }
 
-    /// Closes a region (seed 001 [0085]): its contexts are revoked on both cards, so its keys
+    /// Closes a region (seed 001 \[0085\]): its contexts are revoked on both cards, so its keys
     /// fail in hardware from now on.
     pub fn close_region(&self, mut handle: RegionHandle<D>) -> Result<()> {
         self.check_handle(&handle)?;
@@ -546,7 +546,7 @@ impl<D: Device> Volume<D> {
         self.inner().close(handle.id)
     }
 
-    /// Writes `data` at region pointer `pointer` (seed 001 [0086]).
+    /// Writes `data` at region pointer `pointer` (seed 001 \[0086\]).
     pub fn write_region(
         &self,
         handle: &RegionHandle<D>,
@@ -559,7 +559,7 @@ impl<D: Device> Volume<D> {
         self.inner().write(handle.id, data, offset, mirror)
     }
 
-    /// Fills `buffer` from region pointer `pointer` (seed 001 [0089]-[0094]).
+    /// Fills `buffer` from region pointer `pointer` (seed 001 \[0089\]-\[0094\]).
     pub fn read_region(
         &self,
         handle: &RegionHandle<D>,
@@ -572,7 +572,7 @@ impl<D: Device> Volume<D> {
         self.inner().read(handle.id, buffer, offset, from)
     }
 
-    /// Names of every region, in creation order (seed 001 [0095]).
+    /// Names of every region, in creation order (seed 001 \[0095\]).
     pub fn list_regions(&self) -> Vec<String> {
         let inner = self.inner();
         inner
@@ -583,7 +583,7 @@ impl<D: Device> Volume<D> {
             .collect()
     }
 
-    /// Reads region `name`'s attributes into a cache (seed 001 [0096]-[0098]).
+    /// Reads region `name`'s attributes into a cache (seed 001 \[0096\]-\[0098\]).
     pub fn read_attributes(&self, name: &str) -> Result<Attributes> {
         check_name(name)?;
         let inner = self.inner();
