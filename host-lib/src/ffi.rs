@@ -30,7 +30,6 @@
 // The seed's paragraphs are cited as [0095], as in the patent and the generated C header;
 // rustdoc would take them for links.
 #![allow(rustdoc::broken_intra_doc_links)]
-
 #![allow(non_camel_case_types)]
 
 use crate::attributes::Attributes;
