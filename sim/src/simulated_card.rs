@@ -31,9 +31,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use thiserror::Error;
 
-/// Clocks without a handshake after which a card with nothing owed goes to sleep; longer
-/// than the NI's longest silent work (clearing its tables after reset).
-const IDLE_CLOCKS: u64 = 8192;
+/// Clocks without a handshake after which a card with nothing owed goes to sleep. Sleeping
+/// only stops simulated time: silent work (clearing the tables after a reset) goes on at the
+/// next access. Kept short because a spinning card thread takes a core from the host's.
+const IDLE_CLOCKS: u64 = 512;
 /// Clocks the device thread runs between looks at new register accesses when it has none.
 const BATCH_CLOCKS: u32 = 1024;
 /// How long a register read waits for the NI before it reads all ones, as a PCIe
