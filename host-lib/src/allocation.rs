@@ -105,6 +105,7 @@ mod tests {
     fn volume(owned: &[(u64, u64)]) -> VolumeRecord {
         VolumeRecord {
             id: 1,
+            replaces: 0,
             name: "v".into(),
             created: 0,
             page_shift: 12,

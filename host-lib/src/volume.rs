@@ -232,6 +232,7 @@ impl<D: Device> Volume<D> {
         }
         let (outgoing, incoming) = staging(&domain, &geometry)?;
         let mut newest = 0;
+        let mut replaces = 0;
         for half in &mut halves {
             match half
                 .read_metadata(&geometry, &incoming)
@@ -246,6 +247,9 @@ impl<D: Device> Volume<D> {
                     });
                 }
                 Found::Copy(copy, slot) => {
+                    if copy.sequence > newest {
+                        replaces = copy.volume.id;
+                    }
                     newest = newest.max(copy.sequence);
                     half.current_slot = Some(slot);
                 }
@@ -254,6 +258,7 @@ impl<D: Device> Volume<D> {
         }
         let record = VolumeRecord {
             id: rand::random(),
+            replaces,
             name: name.to_owned(),
             created: now(),
             page_shift: geometry.page_shift,
@@ -292,6 +297,7 @@ impl<D: Device> Volume<D> {
                 }
             }
         }
+        forget_replaced_volume(&mut found);
         let copies: Vec<(CardRole, &Copy)> = CardRole::BOTH
             .into_iter()
             .filter_map(|role| match &found[role.index()] {
@@ -339,6 +345,11 @@ impl<D: Device> Volume<D> {
             if !half.is_usable() && record.health[index] == CardHealth::InSync {
                 record.health[index] = CardHealth::Stale;
                 needs_commit = true;
+            }
+            // Only regions hold data: with none, a card that answers has nothing to rebuild.
+            if half.is_usable() && record.regions.is_empty() {
+                needs_commit |= record.health[index] != CardHealth::InSync;
+                record.health[index] = CardHealth::InSync;
             }
         }
         let mut inner = Inner::new(
@@ -1311,6 +1322,30 @@ fn staging(domain: &Arc<DmaDomain>, geometry: &Geometry) -> Result<(DmaBuffer, D
     let incoming =
         DmaBuffer::new(domain, bytes, DmaDirection::FromDevice).map_err(DriverError::from)?;
     Ok((outgoing, incoming))
+}
+
+/// A format killed after reaching one card leaves the other holding the volume the new one
+/// replaced: that card is a blank for the new volume.
+fn forget_replaced_volume(found: &mut [Option<Found>; 2]) {
+    let newest = found
+        .iter()
+        .filter_map(|what| match what {
+            Some(Found::Copy(copy, _)) => Some(copy),
+            _ => None,
+        })
+        .max_by_key(|copy| copy.sequence)
+        .map(|copy| (copy.volume.id, copy.volume.replaces));
+    let Some((id, replaces)) = newest else {
+        return;
+    };
+    for what in found.iter_mut() {
+        if let Some(Found::Copy(copy, _)) = what {
+            if copy.volume.id != id && replaces != 0 && copy.volume.id == replaces {
+                tracing::info!(volume = %copy.volume.name, "a card still holds the volume a format replaced");
+                *what = Some(Found::Blank);
+            }
+        }
+    }
 }
 
 /// Why no volume was found: blank cards, or damaged metadata.

@@ -1,12 +1,11 @@
 //! Failover and resync: a card that stops answering or loses its memory during writes and
 //! reads, the volume going on with the other, and a resync restoring full redundancy.
 
-mod common;
-
-use common::{pattern, TestVolume};
 use npmu::cards::{simulated_cards, SimulatedCards};
 use npmu::{CardRole, CardState, Error, Mirror, ReadFrom, RegionHandle, Volume, VolumeOptions};
 use std::path::Path;
+
+type TestVolume = Volume<npmu::Card>;
 
 const BASE: u64 = 0x1000_0000;
 const SIZE: u64 = 40_000;
@@ -295,4 +294,10 @@ fn with_both_cards_gone_every_verb_says_so() {
         volume.create_region("more", 4096, 0),
         Err(Error::BothCardsFailed { .. } | Error::CardUnavailable { .. })
     ));
+}
+
+fn pattern(length: usize, seed: u8) -> Vec<u8> {
+    (0..length)
+        .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
