@@ -293,10 +293,13 @@ impl<D: Device> NpmuDevice<D> {
         self.check_alive()?;
         self.check_queue(queue)?;
         let descriptor = self.descriptor(operation)?;
-        let card = self.name();
+        let card = self.card.name();
         let pair = self.queues[usize::from(queue)]
             .as_mut()
-            .ok_or(DriverError::QueueNotSetUp { card, queue })?;
+            .ok_or_else(|| DriverError::QueueNotSetUp {
+                card: card.to_owned(),
+                queue,
+            })?;
         if pair.is_full() {
             return Err(DriverError::QueueFull {
                 card: self.name(),
@@ -319,13 +322,17 @@ impl<D: Device> NpmuDevice<D> {
     pub fn wait(&mut self, ticket: Ticket) -> Result<u32, DriverError> {
         let queue = ticket.queue;
         self.check_queue(queue)?;
-        let deadline = Instant::now() + self.options.timeout;
-        let mut last_status_check = Instant::now();
+        // Taken when the first look finds nothing: most waits end before that.
+        let mut deadline = None;
+        let mut last_status_check = None;
         loop {
-            let card = self.name();
+            let card = self.card.name();
             let pair = self.queues[usize::from(queue)]
                 .as_mut()
-                .ok_or(DriverError::QueueNotSetUp { card, queue })?;
+                .ok_or_else(|| DriverError::QueueNotSetUp {
+                    card: card.to_owned(),
+                    queue,
+                })?;
             if let Some(completion) = pair.finished.remove(&ticket.tag) {
                 return self.outcome(queue, &completion);
             }
@@ -341,20 +348,22 @@ impl<D: Device> NpmuDevice<D> {
                 continue;
             }
             let now = Instant::now();
+            let deadline = *deadline.get_or_insert(now + self.options.timeout);
             if now >= deadline {
                 return Err(
                     self.declare_failed(format!("descriptor {} on queue {queue}", ticket.tag))
                 );
             }
             self.idle(queue, deadline - now)?;
-            if last_status_check.elapsed() >= STATUS_CHECK_INTERVAL {
+            let last_check = *last_status_check.get_or_insert(now);
+            if last_check.elapsed() >= STATUS_CHECK_INTERVAL {
                 if let Err(error) = self.check_not_halted(queue) {
                     if let DriverError::NoAnswer { .. } = error {
                         self.failed = Some(error.to_string());
                     }
                     return Err(error);
                 }
-                last_status_check = Instant::now();
+                last_status_check = Some(Instant::now());
             }
         }
     }

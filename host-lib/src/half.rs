@@ -192,6 +192,15 @@ impl<D: Device> Half<D> {
         }
     }
 
+    pub fn submit(&mut self, operation: Operation) -> Result<Ticket, DriverError> {
+        self.device()?.submit(QUEUE, operation)
+    }
+
+    /// Waits for `ticket`; returns the bytes it moved.
+    pub fn wait(&mut self, ticket: Ticket) -> Result<u64, DriverError> {
+        self.device()?.wait(ticket).map(u64::from)
+    }
+
     /// Submits `operations` in order; if one is refused, waits for those already out.
     pub fn submit_all(&mut self, operations: &[Operation]) -> Result<Vec<Ticket>, DriverError> {
         let device = self.device()?;

@@ -989,7 +989,8 @@ impl<D: Device> Inner<D> {
         for (index, chunk) in data.chunks(chunk_bytes).enumerate() {
             self.outgoing.write(0, chunk).map_err(DriverError::from)?;
             let address = layout::network_base(context) + offset + (index * chunk_bytes) as u64;
-            let mut pending = Vec::new();
+            // Submitted to every card before any is waited for: the cards work at once.
+            let mut pending = [None, None];
             for &role in &targets {
                 let Some(key) = keys[role.index()] else {
                     continue;
@@ -1002,11 +1003,14 @@ impl<D: Device> Inner<D> {
                     offset: 0,
                     length: chunk.len() as u64,
                 });
-                pending.push((role, self.halves[role.index()].submit_all(&[write])));
+                pending[role.index()] = Some(self.halves[role.index()].submit(write));
             }
-            for (role, submitted) in pending {
+            for role in CardRole::BOTH {
+                let Some(submitted) = pending[role.index()].take() else {
+                    continue;
+                };
                 let half = &mut self.halves[role.index()];
-                match submitted.and_then(|tickets| half.wait_all(tickets)) {
+                match submitted.and_then(|ticket| half.wait(ticket)) {
                     Ok(_) => {}
                     Err(error) if is_card_failure(&error) => {
                         let why = self.fail_card(role, &error)?;
@@ -1080,10 +1084,7 @@ impl<D: Device> Inner<D> {
                     length: chunk.len() as u64,
                 });
                 let half = &mut self.halves[role.index()];
-                match half
-                    .submit_all(&[read])
-                    .and_then(|tickets| half.wait_all(tickets))
-                {
+                match half.submit(read).and_then(|ticket| half.wait(ticket)) {
                     Ok(_) => {
                         self.incoming.read(0, chunk).map_err(DriverError::from)?;
                         last_error = None;
@@ -1164,8 +1165,8 @@ impl<D: Device> Inner<D> {
         let half = &mut self.halves[source.index()];
         let read = half.map_scratch(&self.geometry, pages).and_then(|()| {
             let read = Operation::Read(half.scratch_transfer(&self.incoming, length));
-            let tickets = half.submit_all(&[read])?;
-            half.wait_all(tickets)
+            let ticket = half.submit(read)?;
+            half.wait(ticket)
         });
         if let Err(error) = read {
             if is_card_failure(&error) {
