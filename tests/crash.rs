@@ -88,19 +88,7 @@ fn cards(directory: &Path, config: &Config) -> npmu::Result<(Card, Card)> {
 fn geometry(config: &Config) -> Geometry {
     Geometry::of(
         CardRole::Primary,
-        &npmu_driver::Capabilities {
-            identity: 0,
-            contexts: config.contexts,
-            translation_entries: config.translation_entries,
-            page_shift: config.page_shift,
-            data_bytes: config.data_bytes,
-            max_request_bytes: config.max_request_bytes,
-            memory_pages: config.memory_pages,
-            queues: config.queues as u16,
-            max_payload_bytes: config.max_payload_bytes,
-            max_read_request_bytes: config.max_read_request_bytes,
-            dma_read_tags: config.dma_read_tags,
-        },
+        &npmu_driver::Capabilities::of_config(config),
     )
     .expect("a volume fits the card")
 }

@@ -32,6 +32,23 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// What a card built in `config` reports (its identity register aside).
+    pub fn of_config(config: &npmu_abi::Config) -> Self {
+        Self {
+            identity: 0,
+            contexts: config.contexts,
+            translation_entries: config.translation_entries,
+            page_shift: config.page_shift,
+            data_bytes: config.data_bytes,
+            max_request_bytes: config.max_request_bytes,
+            memory_pages: config.memory_pages,
+            queues: config.queues as u16,
+            max_payload_bytes: config.max_payload_bytes,
+            max_read_request_bytes: config.max_read_request_bytes,
+            dma_read_tags: config.dma_read_tags,
+        }
+    }
+
     pub fn page_bytes(&self) -> u64 {
         1 << self.page_shift
     }
@@ -294,12 +311,13 @@ impl<D: Device> NpmuDevice<D> {
         self.check_queue(queue)?;
         let descriptor = self.descriptor(operation)?;
         let card = self.card.name();
-        let pair = self.queues[usize::from(queue)]
-            .as_mut()
-            .ok_or_else(|| DriverError::QueueNotSetUp {
-                card: card.to_owned(),
-                queue,
-            })?;
+        let pair =
+            self.queues[usize::from(queue)]
+                .as_mut()
+                .ok_or_else(|| DriverError::QueueNotSetUp {
+                    card: card.to_owned(),
+                    queue,
+                })?;
         if pair.is_full() {
             return Err(DriverError::QueueFull {
                 card: self.name(),
@@ -327,12 +345,12 @@ impl<D: Device> NpmuDevice<D> {
         let mut last_status_check = None;
         loop {
             let card = self.card.name();
-            let pair = self.queues[usize::from(queue)]
-                .as_mut()
-                .ok_or_else(|| DriverError::QueueNotSetUp {
+            let pair = self.queues[usize::from(queue)].as_mut().ok_or_else(|| {
+                DriverError::QueueNotSetUp {
                     card: card.to_owned(),
                     queue,
-                })?;
+                }
+            })?;
             if let Some(completion) = pair.finished.remove(&ticket.tag) {
                 return self.outcome(queue, &completion);
             }

@@ -140,28 +140,13 @@ mod tests {
     use super::*;
     use npmu_abi::Config;
 
-    fn capabilities(config: &Config) -> Capabilities {
-        Capabilities {
-            identity: 0,
-            contexts: config.contexts,
-            translation_entries: config.translation_entries,
-            page_shift: config.page_shift,
-            data_bytes: config.data_bytes,
-            max_request_bytes: config.max_request_bytes,
-            memory_pages: config.memory_pages,
-            queues: config.queues as u16,
-            max_payload_bytes: config.max_payload_bytes,
-            max_read_request_bytes: config.max_read_request_bytes,
-            dma_read_tags: config.dma_read_tags,
-        }
-    }
-
     #[test]
     fn both_configurations_leave_room_for_regions() {
-        let sim = Geometry::of(CardRole::Primary, &capabilities(&Config::SIM)).unwrap();
+        let sim = Geometry::of(CardRole::Primary, &Capabilities::of_config(&Config::SIM)).unwrap();
         assert_eq!((sim.copy_pages, sim.scratch_pages), (16, 64));
         assert_eq!(sim.max_region_pages(), 4096 - 32 - 64);
-        let ice40 = Geometry::of(CardRole::Primary, &capabilities(&Config::ICE40)).unwrap();
+        let ice40 =
+            Geometry::of(CardRole::Primary, &Capabilities::of_config(&Config::ICE40)).unwrap();
         assert_eq!((ice40.copy_pages, ice40.scratch_pages), (4, 16));
         assert_eq!(ice40.first_data_page(), 8);
         assert_eq!(ice40.max_region_pages(), 120);
@@ -169,7 +154,7 @@ mod tests {
 
     #[test]
     fn a_card_without_room_is_refused() {
-        let mut small = capabilities(&Config::ICE40);
+        let mut small = Capabilities::of_config(&Config::ICE40);
         small.translation_entries = 24;
         assert!(matches!(
             Geometry::of(CardRole::Mirror, &small),
@@ -178,7 +163,7 @@ mod tests {
                 ..
             })
         ));
-        let mut few_contexts = capabilities(&Config::ICE40);
+        let mut few_contexts = Capabilities::of_config(&Config::ICE40);
         few_contexts.contexts = 2;
         assert!(Geometry::of(CardRole::Primary, &few_contexts).is_err());
     }
