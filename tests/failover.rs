@@ -138,6 +138,38 @@ fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
 }
 
 #[test]
+fn a_second_resync_waits_for_the_first() {
+    let directory = tempfile::tempdir().unwrap();
+    let cards = SimulatedCards::in_directory(directory.path());
+    let volume = format(&cards);
+    volume.create_region("data", SIZE, BASE).unwrap();
+    let region = volume.open_region("data").unwrap();
+    fail(&volume, CardRole::Mirror);
+    let outcome = volume.write_region(&region, &[3u8; 64], BASE, Mirror::Both);
+    assert!(matches!(outcome, Err(Error::Degraded { .. })));
+    let spare = SimulatedCards {
+        directory: directory.path().join("spare"),
+        ..cards.clone()
+    };
+    volume
+        .replace_card(CardRole::Mirror, spare.open_card(CardRole::Mirror).unwrap())
+        .unwrap();
+    let mut second = None;
+    volume
+        .resync(|_, _| {
+            second.get_or_insert_with(|| volume.resync(|_, _| {}).map(drop));
+        })
+        .unwrap();
+    assert!(matches!(
+        second,
+        Some(Err(Error::ResyncRunning {
+            role: CardRole::Mirror
+        }))
+    ));
+    assert_identical_halves(&volume, &region);
+}
+
+#[test]
 fn reads_fall_back_to_the_mirror_when_the_primary_fails_mid_run() {
     let directory = tempfile::tempdir().unwrap();
     let cards = SimulatedCards::in_directory(directory.path());

@@ -246,6 +246,9 @@ typedef struct pm_region_info {
 // A bug in the library (a panic, caught at the boundary).
 #define PM_ERR_INTERNAL 34
 
+// A resync of the volume is already running.
+#define PM_ERR_RESYNC_RUNNING 35
+
 // The primary card alone.
 #define PM_PRIMARY 1
 

@@ -142,6 +142,8 @@ pub enum Error {
     },
     #[error("nothing to resync: both cards are in sync")]
     NothingToResync,
+    #[error("the {role} card is being resynced already")]
+    ResyncRunning { role: CardRole },
     #[error("the {role} card refused the operation: {source}")]
     Card {
         role: CardRole,

@@ -123,6 +123,8 @@ pub const PM_ERR_IO: pm_status = 32;
 pub const PM_ERR_UNSUPPORTED: pm_status = 33;
 /// A bug in the library (a panic, caught at the boundary).
 pub const PM_ERR_INTERNAL: pm_status = 34;
+/// A resync of the volume is already running.
+pub const PM_ERR_RESYNC_RUNNING: pm_status = 35;
 
 // ---------------------------------------------------------------------------------------
 // Types.
@@ -335,6 +337,7 @@ fn status_of(error: &Error) -> pm_status {
         Error::BothCardsFailed { .. } => PM_ERR_BOTH_CARDS_FAILED,
         Error::Degraded { .. } => PM_ERR_DEGRADED,
         Error::NothingToResync => PM_ERR_NOTHING_TO_RESYNC,
+        Error::ResyncRunning { .. } => PM_ERR_RESYNC_RUNNING,
         Error::Card { .. } | Error::Driver(_) => PM_ERR_CARD,
         Error::Cards(_) => PM_ERR_CARDS,
         Error::Io(_) => PM_ERR_IO,
@@ -617,6 +620,7 @@ pub extern "C" fn pm_strerror(status: pm_status) -> *const c_char {
         PM_ERR_IO => c"PM_ERR_IO: an I/O error",
         PM_ERR_UNSUPPORTED => c"PM_ERR_UNSUPPORTED: not supported by this build or these cards",
         PM_ERR_INTERNAL => c"PM_ERR_INTERNAL: an internal error of the library",
+        PM_ERR_RESYNC_RUNNING => c"PM_ERR_RESYNC_RUNNING: a resync is already running",
         _ => c"unknown pm_status",
     };
     text.as_ptr()
@@ -1344,7 +1348,7 @@ mod tests {
     #[test]
     fn every_status_has_its_own_name() {
         let mut seen = std::collections::HashSet::new();
-        for status in PM_OK..=PM_ERR_INTERNAL {
+        for status in PM_OK..=PM_ERR_RESYNC_RUNNING {
             // SAFETY: pm_strerror returns a static NUL-terminated string.
             let text = unsafe { CStr::from_ptr(pm_strerror(status)) }
                 .to_str()

@@ -1112,6 +1112,9 @@ impl<D: Device> Inner<D> {
 
     /// Chooses the card to rebuild, takes it over again, and maps the open regions on it.
     fn start_resync(&mut self) -> Result<(CardRole, CardRole, Vec<u64>)> {
+        if let Some(role) = self.rebuilding {
+            return Err(Error::ResyncRunning { role });
+        }
         let target = CardRole::BOTH
             .into_iter()
             .find(|&role| self.record.health[role.index()] == CardHealth::Stale)
