@@ -333,3 +333,83 @@ fn pattern(length: usize, seed: u8) -> Vec<u8> {
         .map(|index| (index as u8).wrapping_mul(31).wrapping_add(seed))
         .collect()
 }
+
+/// The primary dies while a new region's pages are zeroed: the metadata written to record
+/// it must not end up in the mirror's copy of those pages.
+#[test]
+fn a_region_created_as_the_primary_dies_reads_as_zeros() {
+    const LARGE: u64 = 256 << 10;
+    let directory = tempfile::tempdir().unwrap();
+    let cards = SimulatedCards::in_directory(directory.path());
+    let volume = format(&cards);
+    volume.create_region("old", LARGE, BASE).unwrap();
+    let old = volume.open_region("old").unwrap();
+    volume
+        .write_region(&old, &vec![0xa5; LARGE as usize], BASE, Mirror::Both)
+        .unwrap();
+    volume.close_region(old).unwrap();
+    volume.delete_region("old").unwrap();
+
+    fail(&volume, CardRole::Primary);
+    volume.create_region("new", LARGE, BASE).unwrap();
+    let status = volume.status();
+    assert_eq!(status[0].state, CardState::Stale, "{status:?}");
+    let new = volume.open_region("new").unwrap();
+    let bytes = contents(&volume, &new, ReadFrom::Any);
+    let dirty = bytes.iter().position(|&byte| byte != 0);
+    assert_eq!(dirty, None, "the new region holds old bytes");
+}
+
+/// With the mirror stale, the primary is the only current copy: when it fails too, it is
+/// not marked stale, and the volume opens from it again once it answers.
+#[test]
+fn the_last_current_card_is_never_marked_stale() {
+    let directory = tempfile::tempdir().unwrap();
+    let cards = SimulatedCards::in_directory(directory.path());
+    let volume = format(&cards);
+    volume.create_region("data", 4096, BASE).unwrap();
+    let region = volume.open_region("data").unwrap();
+    volume
+        .write_region(&region, b"only on the primary", BASE, Mirror::Both)
+        .unwrap();
+    fail(&volume, CardRole::Mirror);
+    assert!(volume
+        .write_region(&region, b"x", BASE + 100, Mirror::Both)
+        .is_err());
+    let spare = SimulatedCards {
+        directory: directory.path().join("spare"),
+        ..cards.clone()
+    };
+    volume
+        .replace_card(CardRole::Mirror, spare.open_card(CardRole::Mirror).unwrap())
+        .unwrap();
+    // Replacing the only current card would lose the data.
+    assert!(matches!(
+        volume.replace_card(
+            CardRole::Primary,
+            spare.open_card(CardRole::Primary).unwrap()
+        ),
+        Err(Error::CardInUse { .. })
+    ));
+    fail(&volume, CardRole::Primary);
+    let outcome = volume.read_region(&region, &mut [0u8; 19], BASE, ReadFrom::Any);
+    assert!(outcome.is_err());
+    assert_eq!(state(&volume, CardRole::Primary), CardState::InSync);
+    assert_eq!(state(&volume, CardRole::Mirror), CardState::Stale);
+    drop(region);
+    drop(volume);
+
+    // The primary's file is intact; the spare mirror holds the newest metadata.
+    let primary = cards.open_card(CardRole::Primary).unwrap();
+    let mirror = spare.open_card(CardRole::Mirror).unwrap();
+    let volume = Volume::open(primary, mirror, VolumeOptions::default()).unwrap();
+    assert_eq!(state(&volume, CardRole::Primary), CardState::InSync);
+    let region = volume.open_region("data").unwrap();
+    let mut back = [0u8; 19];
+    volume
+        .read_region(&region, &mut back, BASE, ReadFrom::Any)
+        .unwrap();
+    assert_eq!(&back, b"only on the primary");
+    volume.resync(|_, _| {}).unwrap();
+    assert_identical_halves(&volume, &region);
+}

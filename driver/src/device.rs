@@ -446,13 +446,23 @@ impl<D: Device> NpmuDevice<D> {
 
     fn program_result<T>(&mut self, result: Result<T, ProgramError>) -> Result<T, DriverError> {
         result.map_err(|source| {
-            if source == ProgramError::Timeout {
-                self.failed = Some("a programming command never finished".into());
+            if source != ProgramError::Timeout {
+                return DriverError::Program {
+                    card: self.name(),
+                    source,
+                };
             }
-            DriverError::Program {
-                card: self.name(),
-                source,
-            }
+            // A card that dropped off the bus reads all ones, which looks like a command
+            // forever busy: say which it is.
+            let error = match checked_read(&self.card, reg::IDENTITY.offset) {
+                Err(no_answer) => no_answer,
+                Ok(_) => DriverError::Program {
+                    card: self.name(),
+                    source,
+                },
+            };
+            self.failed = Some(error.to_string());
+            error
         })
     }
 

@@ -4,6 +4,7 @@
 use crate::error::CardRole;
 use crate::layout::{self, Geometry, METADATA_CONTEXT, QUEUE, QUEUE_ENTRIES, SCRATCH_CONTEXT};
 use crate::metadata::{self, Copy, MetadataError, HEADER_BYTES};
+use npmu_abi::program::ProgramError;
 use npmu_driver::{
     ContextSettings, Device, DmaBuffer, DriverError, NpmuDevice, Operation, Ticket, Transfer,
 };
@@ -293,5 +294,9 @@ pub fn is_card_failure(error: &DriverError) -> bool {
             | DriverError::Device { .. }
             | DriverError::NotAnNpmu { .. }
             | DriverError::BadCapability { .. }
+            | DriverError::Program {
+                source: ProgramError::Timeout,
+                ..
+            }
     )
 }

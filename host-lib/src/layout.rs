@@ -60,6 +60,18 @@ impl Geometry {
         if u32::from(capabilities.queues) <= u32::from(QUEUE) {
             return Err(unsuitable("it has no queue".into()));
         }
+        if geometry.memory_pages > 1 << npmu_abi::PAGE_NUMBER_BITS {
+            return Err(unsuitable(format!(
+                "it reports {} pages; a translation entry names at most 2^{}",
+                geometry.memory_pages,
+                npmu_abi::PAGE_NUMBER_BITS
+            )));
+        }
+        if request < page_bytes {
+            return Err(unsuitable(format!(
+                "its longest request ({request} bytes) is shorter than a page ({page_bytes})"
+            )));
+        }
         if geometry.contexts <= u32::from(FIRST_REGION_CONTEXT) {
             return Err(unsuitable(format!(
                 "it has {} contexts; a volume needs more than {FIRST_REGION_CONTEXT}",

@@ -250,6 +250,12 @@ pub fn decode_header(bytes: &[u8], capacity: usize) -> Result<Header, MetadataEr
         });
     }
     let sequence = reader.u64("the sequence number")?;
+    if sequence == u64::MAX {
+        // No copy can follow it.
+        return Err(MetadataError::Inconsistent(
+            "the sequence number is exhausted".into(),
+        ));
+    }
     Ok(Header {
         body_bytes,
         sequence,

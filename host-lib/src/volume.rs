@@ -6,7 +6,7 @@ use crate::attributes::Attributes;
 use crate::error::{CardRole, Error, Result};
 use crate::half::{is_card_failure, Found, Half};
 use crate::layout::{self, Geometry, FIRST_REGION_CONTEXT, QUEUE};
-use crate::metadata::{self, CardHealth, Copy, RegionRecord, VolumeRecord};
+use crate::metadata::{self, CardHealth, Copy, MetadataError, RegionRecord, VolumeRecord};
 use npmu_driver::{
     ContextSettings, Device, DmaBuffer, DmaDirection, DmaDomain, DriverError, DriverOptions,
     NpmuDevice, Operation, Transfer,
@@ -43,9 +43,10 @@ impl Default for VolumeOptions {
 pub enum Mirror {
     /// Normal operation: both cards, at once.
     Both,
-    /// Recovery only: the primary alone.
+    /// Recovery only: the primary alone, which must be in sync. The mirror is not marked
+    /// stale: the halves differ in these bytes until a BOTH write covers them.
     Primary,
-    /// Recovery only: the mirror alone.
+    /// Recovery only: the mirror alone, likewise.
     Mirror,
 }
 
@@ -144,7 +145,8 @@ impl<D: Device> RegionHandle<D> {
         self.context
     }
 
-    /// Where the region starts in the card's network virtual address space.
+    /// Where the region starts in the card's network virtual address space: the same on
+    /// both cards, which map the region in the same context.
     pub fn network_base(&self, _card: CardRole) -> u64 {
         layout::network_base(self.context)
     }
@@ -155,9 +157,11 @@ impl<D: Device> RegionHandle<D> {
         self.keys[card.index()]
     }
 
-    /// The network address a region pointer maps to (seed 001 \[0087\]).
-    pub fn network_address(&self, card: CardRole, pointer: u64) -> u64 {
-        pointer - self.base_pointer + self.network_base(card)
+    /// The network address a region pointer maps to (seed 001 \[0087\]); `None` for a
+    /// pointer outside the region.
+    pub fn network_address(&self, card: CardRole, pointer: u64) -> Option<u64> {
+        let offset = check_range(self, pointer, 1).ok()?;
+        Some(self.network_base(card) + offset)
     }
 }
 
@@ -166,6 +170,33 @@ impl<D: Device> Drop for RegionHandle<D> {
         if !self.closed {
             if let Err(error) = lock(&self.volume).close(self.id) {
                 tracing::warn!(region = %self.name, %error, "closing a dropped region handle");
+            }
+        }
+    }
+}
+
+/// A resync under way: which card from which, and which resync it is.
+#[derive(Clone, Copy)]
+struct Resync {
+    target: CardRole,
+    source: CardRole,
+    generation: u64,
+}
+
+/// Ends a resync that stops early (an error, a panic in the progress callback), so the next
+/// one can start; the card stays stale.
+struct RunningResync<'a, D: Device> {
+    volume: &'a Volume<D>,
+    resync: Resync,
+    finished: bool,
+}
+
+impl<D: Device> Drop for RunningResync<'_, D> {
+    fn drop(&mut self) {
+        if !self.finished {
+            let mut inner = self.volume.inner();
+            if inner.is_current(&self.resync) {
+                inner.rebuilding = None;
             }
         }
     }
@@ -186,14 +217,26 @@ struct Inner<D: Device> {
     geometry: Geometry,
     sequence: u64,
     record: VolumeRecord,
-    /// Staging for data the cards read (writes, metadata).
+    /// Staging for data the cards read (writes, zeroes, resync).
     outgoing: DmaBuffer,
     /// Staging for data the cards write (reads).
     incoming: DmaBuffer,
+    /// Staging for metadata copies, one per card: a commit in the middle of a data
+    /// transfer (a card failing) must not overwrite the data still being sent.
+    metadata_out: DmaBuffer,
     open: HashMap<u64, OpenRegion>,
     entries: EntryAllocator,
     contexts_in_use: Vec<bool>,
     rebuilding: Option<CardRole>,
+    /// Counts resyncs started, so a resync whose card was taken from it stops.
+    resync_generation: u64,
+}
+
+/// The DMA buffers a volume moves everything through.
+struct Staging {
+    outgoing: DmaBuffer,
+    incoming: DmaBuffer,
+    metadata_out: DmaBuffer,
 }
 
 fn lock<D: Device>(shared: &Shared<D>) -> MutexGuard<'_, Inner<D>> {
@@ -230,16 +273,22 @@ impl<D: Device> Volume<D> {
                 });
             }
         }
-        let (outgoing, incoming) = staging(&domain, &geometry)?;
+        let staging = staging(&domain, &geometry)?;
         let mut newest = 0;
         let mut replaces = 0;
         for half in &mut halves {
             match half
-                .read_metadata(&geometry, &incoming)
+                .read_metadata(&geometry, &staging.incoming)
                 .map_err(|source| Error::Card {
                     role: half.role,
                     source,
                 })? {
+                Found::Damaged(source) if !overwrite => {
+                    return Err(Error::Metadata {
+                        role: half.role,
+                        source,
+                    });
+                }
                 Found::Copy(copy, _) if !overwrite => {
                     return Err(Error::AlreadyFormatted {
                         role: half.role,
@@ -267,9 +316,7 @@ impl<D: Device> Volume<D> {
             health: [CardHealth::InSync; 2],
             regions: Vec::new(),
         };
-        let mut inner = Inner::new(
-            halves, domain, options, geometry, newest, record, outgoing, incoming,
-        );
+        let mut inner = Inner::new(halves, domain, options, geometry, (newest, record), staging);
         // Both slots get the new volume, so no copy of an earlier one can come back.
         inner.commit()?;
         inner.commit()?;
@@ -283,13 +330,13 @@ impl<D: Device> Volume<D> {
     /// Every region an earlier process left open is closed.
     pub fn open(primary: D, mirror: D, options: VolumeOptions) -> Result<Self> {
         let (mut halves, domain, geometry) = take_cards(primary, mirror, options)?;
-        let (outgoing, incoming) = staging(&domain, &geometry)?;
+        let staging = staging(&domain, &geometry)?;
         let mut found = [None, None];
         for half in &mut halves {
             if !half.is_usable() {
                 continue;
             }
-            match half.read_metadata(&geometry, &incoming) {
+            match half.read_metadata(&geometry, &staging.incoming) {
                 Ok(what) => found[half.role.index()] = Some(what),
                 Err(error) => {
                     tracing::warn!(card = half.role.to_string(), %error, "reading metadata");
@@ -321,11 +368,12 @@ impl<D: Device> Volume<D> {
                 });
             }
         }
-        let Some(&(_, newest)) = copies.iter().max_by_key(|(_, copy)| copy.sequence) else {
+        let Some(&(newest_role, newest)) = copies.iter().max_by_key(|(_, copy)| copy.sequence)
+        else {
             return Err(no_volume(&halves, &found));
         };
         let newest = newest.clone();
-        check_geometry(&newest.volume, &geometry)?;
+        check_geometry(newest_role, &newest.volume, &geometry)?;
         let mut record = newest.volume.clone();
         let mut needs_commit = false;
         for half in &mut halves {
@@ -357,16 +405,11 @@ impl<D: Device> Volume<D> {
             domain,
             options,
             geometry,
-            newest.sequence,
-            record,
-            outgoing,
-            incoming,
+            (newest.sequence, record),
+            staging,
         );
         if inner.readable_cards().is_empty() {
-            return Err(Error::BothCardsFailed {
-                primary: inner.why_unreadable(CardRole::Primary),
-                mirror: inner.why_unreadable(CardRole::Mirror),
-            });
+            return Err(inner.both_failed());
         }
         if needs_commit {
             inner.commit()?;
@@ -457,6 +500,9 @@ impl<D: Device> Volume<D> {
         record.regions.push(region.clone());
         inner.check_fits(&record)?;
         inner.zero_pages(&region.physical_pages().collect::<Vec<_>>())?;
+        // Taken again: a card failing while the pages were zeroed changed the state.
+        let mut record = inner.record.clone();
+        record.regions.push(region);
         inner.update(record)?;
         tracing::info!(region = name, size, pages, "created");
         Ok(())
@@ -520,6 +566,7 @@ impl<D: Device> Volume<D> {
         let cards = inner.write_targets_all();
         let programmed = inner.program_region(&region, &mut open, &cards);
         if let Err(error) = programmed {
+            inner.revoke(&open);
             inner.entries.release(first_entry, pages);
             return Err(error);
         }
@@ -613,6 +660,11 @@ impl<D: Device> Volume<D> {
         if inner.state(role) == CardState::InSync && inner.halves[role.index()].is_usable() {
             return Err(Error::CardInUse { role });
         }
+        if inner.rebuilding == Some(role) {
+            return Err(Error::ResyncRunning { role });
+        }
+        // The other card must hold the current data, or replacing this one loses it.
+        inner.in_sync_card(role.other())?;
         let device = NpmuDevice::open_in(card, Arc::clone(&inner.domain), inner.options.driver)
             .map_err(|source| Error::Card { role, source })?;
         let geometry = Geometry::of(role, device.capabilities())?;
@@ -627,6 +679,8 @@ impl<D: Device> Volume<D> {
             .map_err(|source| Error::Card { role, source })?;
         inner.halves[role.index()] = half;
         inner.record.health[role.index()] = CardHealth::Stale;
+        // Both slots of the new card get this volume, so no earlier copy on it can win.
+        inner.commit()?;
         inner.commit()?;
         tracing::info!(card = %role, "replaced; stale until resynced");
         Ok(())
@@ -636,20 +690,26 @@ impl<D: Device> Volume<D> {
     /// region's pages are copied a window at a time, writes meanwhile go to both.
     /// `progress(bytes done, bytes to do)` is called after each window.
     pub fn resync(&self, mut progress: impl FnMut(u64, u64)) -> Result<ResyncReport> {
-        let (target, source, pages) = self.inner().start_resync()?;
+        let (resync, pages) = self.inner().start_resync()?;
+        let mut running = RunningResync {
+            volume: self,
+            resync,
+            finished: false,
+        };
         let window = self.inner().geometry.scratch_pages as usize;
         let page_bytes = self.inner().geometry.page_bytes();
         let total = pages.len() as u64 * page_bytes;
         let mut done = 0;
         for chunk in pages.chunks(window) {
-            self.inner().copy_pages(source, target, chunk)?;
+            self.inner().copy_pages(&resync, chunk)?;
             done += chunk.len() as u64 * page_bytes;
             progress(done, total);
         }
-        self.inner().finish_resync(target)?;
-        tracing::info!(card = %target, pages = pages.len(), "resynced");
+        self.inner().finish_resync(&resync)?;
+        running.finished = true;
+        tracing::info!(card = %resync.target, pages = pages.len(), "resynced");
         Ok(ResyncReport {
-            card: target,
+            card: resync.target,
             pages: pages.len() as u64,
             bytes: total,
         })
@@ -664,16 +724,13 @@ impl<D: Device> Volume<D> {
 }
 
 impl<D: Device> Inner<D> {
-    #[allow(clippy::too_many_arguments)]
     fn new(
         halves: [Half<D>; 2],
         domain: Arc<DmaDomain>,
         options: VolumeOptions,
         geometry: Geometry,
-        sequence: u64,
-        record: VolumeRecord,
-        outgoing: DmaBuffer,
-        incoming: DmaBuffer,
+        (sequence, record): (u64, VolumeRecord),
+        staging: Staging,
     ) -> Self {
         let mut contexts_in_use = vec![false; geometry.contexts as usize];
         contexts_in_use[..usize::from(FIRST_REGION_CONTEXT)].fill(true);
@@ -688,11 +745,13 @@ impl<D: Device> Inner<D> {
             geometry,
             sequence,
             record,
-            outgoing,
-            incoming,
+            outgoing: staging.outgoing,
+            incoming: staging.incoming,
+            metadata_out: staging.metadata_out,
             open: HashMap::new(),
             contexts_in_use,
             rebuilding: None,
+            resync_generation: 0,
         }
     }
 
@@ -777,52 +836,47 @@ impl<D: Device> Inner<D> {
     }
 
     /// Writes the state as a new copy on every card that answers, stale ones included, and
-    /// waits until it is durable. A card failing on the way is marked stale and the state
-    /// written again to the other.
+    /// waits until it is durable. A card failing on the way is taken out of use and the
+    /// state written again to the other.
     fn commit(&mut self) -> Result<()> {
         self.check_fits(&self.record)?;
         loop {
-            let targets: Vec<CardRole> = CardRole::BOTH
-                .into_iter()
-                .filter(|&role| self.halves[role.index()].is_usable())
-                .collect();
-            if targets.is_empty() {
-                return Err(Error::BothCardsFailed {
-                    primary: self.why_unreadable(CardRole::Primary),
-                    mirror: self.why_unreadable(CardRole::Mirror),
-                });
+            let targets = CardRole::BOTH.map(|role| self.halves[role.index()].is_usable());
+            if !targets.contains(&true) {
+                return Err(self.both_failed());
             }
-            self.sequence += 1;
+            self.sequence = self.sequence.checked_add(1).ok_or(Error::Metadata {
+                role: CardRole::Primary,
+                source: MetadataError::Inconsistent("the sequence number is exhausted".into()),
+            })?;
             let copy_bytes = self.geometry.copy_bytes();
-            let mut lengths = [0u64; 2];
-            for &role in &targets {
+            let mut pending = [None, None];
+            for role in CardRole::BOTH {
+                if !targets[role.index()] {
+                    continue;
+                }
                 let bytes = metadata::encode(&Copy {
                     sequence: self.sequence,
                     role,
                     volume: self.record.clone(),
                 });
                 let offset = role.index() as u64 * copy_bytes;
-                self.outgoing
+                self.metadata_out
                     .write(offset, &bytes)
                     .map_err(DriverError::from)?;
-                lengths[role.index()] = bytes.len() as u64;
-            }
-            let mut pending = Vec::new();
-            for &role in &targets {
                 let half = &mut self.halves[role.index()];
-                let offset = role.index() as u64 * copy_bytes;
-                pending.push((
-                    role,
-                    half.submit_copy(
-                        &self.geometry,
-                        &self.outgoing,
-                        offset,
-                        lengths[role.index()],
-                    ),
+                pending[role.index()] = Some(half.submit_copy(
+                    &self.geometry,
+                    &self.metadata_out,
+                    offset,
+                    bytes.len() as u64,
                 ));
             }
             let mut lost = false;
-            for (role, submitted) in pending {
+            for role in CardRole::BOTH {
+                let Some(submitted) = pending[role.index()].take() else {
+                    continue;
+                };
                 let half = &mut self.halves[role.index()];
                 let outcome =
                     submitted.and_then(|(slot, tickets)| half.wait_all(tickets).map(|_| slot));
@@ -830,11 +884,7 @@ impl<D: Device> Inner<D> {
                     Ok(slot) => half.current_slot = Some(slot),
                     Err(error) => {
                         tracing::error!(card = %role, %error, "writing metadata");
-                        half.failure = Some(error.to_string());
-                        self.record.health[role.index()] = CardHealth::Stale;
-                        if self.rebuilding == Some(role) {
-                            self.rebuilding = None;
-                        }
+                        self.take_out_of_use(role, error.to_string());
                         lost = true;
                     }
                 }
@@ -843,27 +893,44 @@ impl<D: Device> Inner<D> {
                 return Ok(());
             }
             if self.readable_cards().is_empty() {
-                return Err(Error::BothCardsFailed {
-                    primary: self.why_unreadable(CardRole::Primary),
-                    mirror: self.why_unreadable(CardRole::Mirror),
-                });
+                return Err(self.both_failed());
             }
         }
+    }
+
+    /// Takes `role` out of use; returns whether that made it stale. The last card holding
+    /// the current data is never marked stale: it stays in sync, out of use, so the volume
+    /// opens from it again once it answers.
+    fn take_out_of_use(&mut self, role: CardRole, why: String) -> bool {
+        self.halves[role.index()].failure = Some(why);
+        if self.rebuilding == Some(role) {
+            self.rebuilding = None;
+        }
+        let other = role.other();
+        let other_is_current = self.record.health[other.index()] == CardHealth::InSync
+            && self.halves[other.index()].is_usable();
+        if self.record.health[role.index()] == CardHealth::InSync && other_is_current {
+            self.record.health[role.index()] = CardHealth::Stale;
+            return true;
+        }
+        false
     }
 
     /// Takes `role` out of use after `error`, and records on the other card that it is stale.
     fn fail_card(&mut self, role: CardRole, error: &DriverError) -> Result<String> {
         let why = error.to_string();
         tracing::error!(card = %role, %why, "card failed");
-        self.halves[role.index()].failure = Some(why.clone());
-        if self.rebuilding == Some(role) {
-            self.rebuilding = None;
-        }
-        if self.record.health[role.index()] == CardHealth::InSync {
-            self.record.health[role.index()] = CardHealth::Stale;
+        if self.take_out_of_use(role, why.clone()) {
             self.commit()?;
         }
         Ok(why)
+    }
+
+    fn both_failed(&self) -> Error {
+        Error::BothCardsFailed {
+            primary: self.why_unreadable(CardRole::Primary),
+            mirror: self.why_unreadable(CardRole::Mirror),
+        }
     }
 
     /// Zeroes physical `pages` on every card that takes writes, through the scratch window.
@@ -876,7 +943,7 @@ impl<D: Device> Inner<D> {
         for chunk in pages.chunks(window) {
             let targets = self.write_targets_all();
             if targets.is_empty() {
-                return Err(self.unavailable(CardRole::Primary));
+                return Err(self.both_failed());
             }
             let length = chunk.len() as u64 * self.geometry.page_bytes();
             for role in targets {
@@ -931,7 +998,7 @@ impl<D: Device> Inner<D> {
             }
         }
         if open.keys.iter().all(Option::is_none) {
-            return Err(self.unavailable(CardRole::Primary));
+            return Err(self.both_failed());
         }
         Ok(())
     }
@@ -973,14 +1040,11 @@ impl<D: Device> Inner<D> {
     fn write(&mut self, id: u64, data: &[u8], offset: u64, mirror: Mirror) -> Result<()> {
         let mut targets = match mirror {
             Mirror::Both => self.write_targets_all(),
-            Mirror::Primary => self.single_target(CardRole::Primary)?,
-            Mirror::Mirror => self.single_target(CardRole::Mirror)?,
+            Mirror::Primary => vec![self.in_sync_card(CardRole::Primary)?],
+            Mirror::Mirror => vec![self.in_sync_card(CardRole::Mirror)?],
         };
         if targets.is_empty() {
-            return Err(Error::BothCardsFailed {
-                primary: self.why_unreadable(CardRole::Primary),
-                mirror: self.why_unreadable(CardRole::Mirror),
-            });
+            return Err(self.both_failed());
         }
         let open = self.open.get(&id).ok_or(Error::HandleNotOpen(id))?;
         let (context, keys) = (open.context, open.keys);
@@ -992,12 +1056,9 @@ impl<D: Device> Inner<D> {
             // Submitted to every card before any is waited for: the cards work at once.
             let mut pending = [None, None];
             for &role in &targets {
-                let Some(key) = keys[role.index()] else {
-                    continue;
-                };
                 let write = Operation::Write(Transfer {
                     context,
-                    key,
+                    key: key_on(keys, role)?,
                     address,
                     buffer: &self.outgoing,
                     offset: 0,
@@ -1005,6 +1066,9 @@ impl<D: Device> Inner<D> {
                 });
                 pending[role.index()] = Some(self.halves[role.index()].submit(write));
             }
+            // Every card is waited for before anything is reported, so no transfer is left
+            // reading the staging buffer.
+            let mut refused = None;
             for role in CardRole::BOTH {
                 let Some(submitted) = pending[role.index()].take() else {
                     continue;
@@ -1013,12 +1077,19 @@ impl<D: Device> Inner<D> {
                 match submitted.and_then(|ticket| half.wait(ticket)) {
                     Ok(_) => {}
                     Err(error) if is_card_failure(&error) => {
-                        let why = self.fail_card(role, &error)?;
+                        failed = Some((role, error.to_string()));
                         targets.retain(|&target| target != role);
-                        failed = Some((role, why));
+                        if let Err(lost) = self.fail_card(role, &error) {
+                            refused.get_or_insert(lost);
+                        }
                     }
-                    Err(source) => return Err(Error::Card { role, source }),
+                    Err(source) => {
+                        refused.get_or_insert(Error::Card { role, source });
+                    }
                 }
+            }
+            if let Some(error) = refused {
+                return Err(error);
             }
             if targets.is_empty() {
                 let (role, why) = failed.expect("a card failed");
@@ -1035,10 +1106,11 @@ impl<D: Device> Inner<D> {
         }
     }
 
-    /// `role` alone, if it takes writes.
-    fn single_target(&self, role: CardRole) -> Result<Vec<CardRole>> {
-        if self.write_targets_all().contains(&role) {
-            Ok(vec![role])
+    /// `role`, if it holds the current data and answers: a single-card write (recovery) is
+    /// refused on a stale or rebuilding card, where it would be written and never read.
+    fn in_sync_card(&self, role: CardRole) -> Result<CardRole> {
+        if self.readable_cards().contains(&role) {
+            Ok(role)
         } else {
             Err(self.unavailable(role))
         }
@@ -1051,33 +1123,16 @@ impl<D: Device> Inner<D> {
         for (index, chunk) in buffer.chunks_mut(chunk_bytes).enumerate() {
             let address = layout::network_base(context) + offset + (index * chunk_bytes) as u64;
             let candidates = match from {
-                ReadFrom::Any if self.readable_cards().is_empty() => {
-                    return Err(Error::BothCardsFailed {
-                        primary: self.why_unreadable(CardRole::Primary),
-                        mirror: self.why_unreadable(CardRole::Mirror),
-                    })
-                }
+                ReadFrom::Any if self.readable_cards().is_empty() => return Err(self.both_failed()),
                 ReadFrom::Any => self.readable_cards(),
-                ReadFrom::Primary | ReadFrom::Mirror => {
-                    let role = if from == ReadFrom::Primary {
-                        CardRole::Primary
-                    } else {
-                        CardRole::Mirror
-                    };
-                    if !self.readable_cards().contains(&role) {
-                        return Err(self.unavailable(role));
-                    }
-                    vec![role]
-                }
+                ReadFrom::Primary => vec![self.in_sync_card(CardRole::Primary)?],
+                ReadFrom::Mirror => vec![self.in_sync_card(CardRole::Mirror)?],
             };
-            let mut last_error = None;
+            let mut outcome = Err(self.both_failed());
             for role in candidates {
-                let Some(key) = keys[role.index()] else {
-                    continue;
-                };
                 let read = Operation::Read(Transfer {
                     context,
-                    key,
+                    key: key_on(keys, role)?,
                     address,
                     buffer: &self.incoming,
                     offset: 0,
@@ -1087,7 +1142,7 @@ impl<D: Device> Inner<D> {
                 match half.submit(read).and_then(|ticket| half.wait(ticket)) {
                     Ok(_) => {
                         self.incoming.read(0, chunk).map_err(DriverError::from)?;
-                        last_error = None;
+                        outcome = Ok(());
                         break;
                     }
                     Err(error) => {
@@ -1096,22 +1151,20 @@ impl<D: Device> Inner<D> {
                         } else {
                             tracing::warn!(card = %role, %error, "read refused");
                         }
-                        last_error = Some(Error::Card {
+                        outcome = Err(Error::Card {
                             role,
                             source: error,
                         });
                     }
                 }
             }
-            if let Some(error) = last_error {
-                return Err(error);
-            }
+            outcome?;
         }
         Ok(())
     }
 
     /// Chooses the card to rebuild, takes it over again, and maps the open regions on it.
-    fn start_resync(&mut self) -> Result<(CardRole, CardRole, Vec<u64>)> {
+    fn start_resync(&mut self) -> Result<(Resync, Vec<u64>)> {
         if let Some(role) = self.rebuilding {
             return Err(Error::ResyncRunning { role });
         }
@@ -1148,6 +1201,12 @@ impl<D: Device> Inner<D> {
             programmed?;
         }
         self.rebuilding = Some(target);
+        self.resync_generation += 1;
+        let resync = Resync {
+            target,
+            source,
+            generation: self.resync_generation,
+        };
         self.commit()?;
         let mut pages: Vec<u64> = self
             .record
@@ -1156,12 +1215,19 @@ impl<D: Device> Inner<D> {
             .flat_map(|region| region.physical_pages())
             .collect();
         pages.sort_unstable();
-        Ok((target, source, pages))
+        Ok((resync, pages))
+    }
+
+    /// Whether `resync` is still the one under way: a card failing, or another resync
+    /// starting, ends it.
+    fn is_current(&self, resync: &Resync) -> bool {
+        self.rebuilding == Some(resync.target) && self.resync_generation == resync.generation
     }
 
     /// Copies physical `pages` from `source` to `target` through both scratch windows.
-    fn copy_pages(&mut self, source: CardRole, target: CardRole, pages: &[u64]) -> Result<()> {
-        if self.rebuilding != Some(target) {
+    fn copy_pages(&mut self, resync: &Resync, pages: &[u64]) -> Result<()> {
+        let Resync { target, source, .. } = *resync;
+        if !self.is_current(resync) {
             return Err(self.unavailable(target));
         }
         let length = pages.len() as u64 * self.geometry.page_bytes();
@@ -1201,8 +1267,9 @@ impl<D: Device> Inner<D> {
         Ok(())
     }
 
-    fn finish_resync(&mut self, target: CardRole) -> Result<()> {
-        if self.rebuilding != Some(target) {
+    fn finish_resync(&mut self, resync: &Resync) -> Result<()> {
+        let target = resync.target;
+        if !self.is_current(resync) {
             return Err(self.unavailable(target));
         }
         self.record.health[target.index()] = CardHealth::InSync;
@@ -1227,6 +1294,15 @@ impl<D: Device> Drop for Inner<D> {
             }
         }
     }
+}
+
+/// The key of a region's context on `role`: every card that takes the region's transfers
+/// had it registered when it opened or was resynced.
+fn key_on(keys: [Option<u32>; 2], role: CardRole) -> Result<u32> {
+    keys[role.index()].ok_or_else(|| Error::CardUnavailable {
+        role,
+        why: "the region is not mapped on it".into(),
+    })
 }
 
 /// Opens both cards in one DMA domain and checks they can hold the same volume.
@@ -1316,16 +1392,20 @@ fn take_cards<D: Device>(
     Ok((halves, domain, geometry))
 }
 
-fn staging(domain: &Arc<DmaDomain>, geometry: &Geometry) -> Result<(DmaBuffer, DmaBuffer)> {
+fn staging(domain: &Arc<DmaDomain>, geometry: &Geometry) -> Result<Staging> {
     let bytes = MAX_STAGING_BYTES
         .min(u64::from(geometry.max_request_bytes))
-        .max(2 * geometry.copy_bytes())
+        .max(geometry.copy_bytes())
         .max(geometry.scratch_bytes());
-    let outgoing =
-        DmaBuffer::new(domain, bytes, DmaDirection::ToDevice).map_err(DriverError::from)?;
-    let incoming =
-        DmaBuffer::new(domain, bytes, DmaDirection::FromDevice).map_err(DriverError::from)?;
-    Ok((outgoing, incoming))
+    let buffer = |bytes, direction| {
+        DmaBuffer::new(domain, bytes, direction)
+            .map_err(|error| Error::from(DriverError::from(error)))
+    };
+    Ok(Staging {
+        outgoing: buffer(bytes, DmaDirection::ToDevice)?,
+        incoming: buffer(bytes, DmaDirection::FromDevice)?,
+        metadata_out: buffer(2 * geometry.copy_bytes(), DmaDirection::ToDevice)?,
+    })
 }
 
 /// A format killed after reaching one card leaves the other holding the volume the new one
@@ -1372,7 +1452,8 @@ fn no_volume<D: Device>(halves: &[Half<D>; 2], found: &[Option<Found>; 2]) -> Er
     }
 }
 
-fn check_geometry(volume: &VolumeRecord, geometry: &Geometry) -> Result<()> {
+/// Whether the volume the `role` card describes was formatted on cards of this shape.
+fn check_geometry(role: CardRole, volume: &VolumeRecord, geometry: &Geometry) -> Result<()> {
     for (what, recorded, card) in [
         (
             "page shift",
@@ -1388,7 +1469,7 @@ fn check_geometry(volume: &VolumeRecord, geometry: &Geometry) -> Result<()> {
     ] {
         if recorded != card {
             return Err(Error::UnsuitableCard {
-                role: CardRole::Primary,
+                role,
                 why: format!(
                     "the volume was formatted with {what} {recorded}, the card has {card}"
                 ),

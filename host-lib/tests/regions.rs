@@ -59,7 +59,13 @@ fn every_verb_on_both_models(#[values(Model::Verilator, Model::Golden)] model: M
     assert_eq!(region.base_pointer(), BASE_POINTER);
     assert_eq!(region.size(), 3 * 4096 + 100);
     let address = region.network_address(CardRole::Mirror, BASE_POINTER + 5);
-    assert_eq!(address, region.network_base(CardRole::Mirror) + 5);
+    assert_eq!(address, Some(region.network_base(CardRole::Mirror) + 5));
+    let end = BASE_POINTER + region.size();
+    assert_eq!(region.network_address(CardRole::Primary, end), None);
+    assert_eq!(
+        region.network_address(CardRole::Primary, BASE_POINTER - 1),
+        None
+    );
     assert!(region.key(CardRole::Primary).is_some() && region.key(CardRole::Mirror).is_some());
     assert!(
         volume
