@@ -82,21 +82,28 @@ fn c_compiler() -> String {
 }
 
 /// The directory holding the libnpmu.so that cargo built with this test: integration tests
-/// run from target/<profile>/deps/, and the library is uplifted to target/<profile>/.
+/// run from target/<profile>/deps/, where the cdylib is built (without a hash in its name);
+/// `cargo test -p npmu` also copies it up to target/<profile>/, a workspace build does not.
 fn library_dir() -> PathBuf {
     let test = std::env::current_exe().unwrap();
-    let directory = test
+    let deps = test
         .parent()
-        .and_then(Path::parent)
         .expect("the test runs from target/<profile>/deps")
         .to_owned();
-    let library = directory.join("libnpmu.so");
-    assert!(
-        library.is_file(),
-        "{} is missing: the cdylib is built with the library by `cargo test -p npmu`",
-        library.display()
-    );
-    directory
+    let candidates = [
+        deps.clone(),
+        deps.parent().map(Path::to_owned).unwrap_or_default(),
+    ];
+    candidates
+        .into_iter()
+        .find(|directory| directory.join("libnpmu.so").is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "libnpmu.so is in neither {} nor its parent: the cdylib is built with the \
+                 library by `cargo test -p npmu`",
+                deps.display()
+            )
+        })
 }
 
 /// Compiles examples/c/`source` into `output` against libnpmu.so.
