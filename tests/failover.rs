@@ -117,6 +117,11 @@ fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
             role: CardRole::Mirror
         })
     ));
+    assert_eq!(
+        region.key(CardRole::Mirror),
+        None,
+        "not mapped on a stale card"
+    );
     let mut reported = Vec::new();
     let report = volume
         .resync(|done, total| reported.push((done, total)))
@@ -125,6 +130,10 @@ fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
     assert_eq!(report.pages, 10 + 2);
     assert_eq!(reported.last(), Some(&(report.bytes, report.bytes)));
     assert_eq!(state(&volume, CardRole::Mirror), CardState::InSync);
+    assert!(
+        region.key(CardRole::Mirror).is_some(),
+        "mapped by the resync"
+    );
     assert_identical_halves(&volume, &region);
     let mut mirrored = vec![0u8; 8192];
     volume

@@ -118,7 +118,6 @@ pub struct RegionHandle<D: Device> {
     base_pointer: u64,
     size: u64,
     context: u16,
-    keys: [Option<u32>; 2],
     closed: bool,
 }
 
@@ -151,10 +150,11 @@ impl<D: Device> RegionHandle<D> {
         layout::network_base(self.context)
     }
 
-    /// The key the region's context had on `card` when it was opened; `None` if the card
-    /// was out of use.
+    /// The key of the region's context on `card` as last registered (a resync registers it
+    /// anew on the rebuilt card); `None` if it never was on that card, or once closed.
     pub fn key(&self, card: CardRole) -> Option<u32> {
-        self.keys[card.index()]
+        let inner = lock(&self.volume);
+        inner.open.get(&self.id)?.keys[card.index()]
     }
 
     /// The network address a region pointer maps to (seed 001 \[0087\]); `None` for a
@@ -581,7 +581,6 @@ impl<D: Device> Volume<D> {
         }
         inner.contexts_in_use[usize::from(context)] = true;
         let id = NEXT_HANDLE.fetch_add(1, Ordering::Relaxed);
-        let keys = open.keys;
         inner.open.insert(id, open);
         tracing::info!(region = name, context, handle = id, "opened");
         Ok(RegionHandle {
@@ -591,7 +590,6 @@ impl<D: Device> Volume<D> {
             base_pointer: region.base_pointer,
             size: region.size,
             context,
-            keys,
             closed: false,
         })
     }
