@@ -1,6 +1,6 @@
 //! Volumes of two simulated cards in a temporary directory.
 
-#![allow(dead_code)] // each test file uses its own part
+#![allow(dead_code)] // regions.rs uses only `pattern`
 
 use npmu::cards::{simulated_cards, SimulatedCards};
 use npmu::{Card, Volume, VolumeOptions};
@@ -8,19 +8,11 @@ use std::path::Path;
 
 pub type TestVolume = Volume<Card>;
 
-pub fn cards(directory: &Path) -> (Card, Card) {
-    simulated_cards(&SimulatedCards::in_directory(directory)).expect("simulated cards start")
-}
-
 pub fn format(directory: &Path) -> TestVolume {
-    let (primary, mirror) = cards(directory);
+    let (primary, mirror) =
+        simulated_cards(&SimulatedCards::in_directory(directory)).expect("simulated cards start");
     Volume::format(primary, mirror, "test", false, VolumeOptions::default())
         .expect("the volume formats")
-}
-
-pub fn open(directory: &Path) -> TestVolume {
-    let (primary, mirror) = cards(directory);
-    Volume::open(primary, mirror, VolumeOptions::default()).expect("the volume opens")
 }
 
 pub fn pattern(length: usize, seed: u8) -> Vec<u8> {
