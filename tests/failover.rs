@@ -10,6 +10,32 @@ type TestVolume = Volume<npmu::Card>;
 const BASE: u64 = 0x1000_0000;
 const SIZE: u64 = 40_000;
 
+/// A volume formatted on two simulated cards in a directory of its own.
+fn fixture() -> (tempfile::TempDir, SimulatedCards, TestVolume) {
+    let directory = tempfile::tempdir().unwrap();
+    let cards = SimulatedCards::in_directory(directory.path());
+    let volume = format(&cards);
+    (directory, cards, volume)
+}
+
+/// Cards behind the same IOMMU, in their own files: replacements.
+fn spare(directory: &tempfile::TempDir, cards: &SimulatedCards) -> SimulatedCards {
+    SimulatedCards {
+        directory: directory.path().join("spare"),
+        ..cards.clone()
+    }
+}
+
+fn create_and_open(
+    volume: &TestVolume,
+    name: &str,
+    size: u64,
+    base_pointer: u64,
+) -> RegionHandle<npmu::Card> {
+    volume.create_region(name, size, base_pointer).unwrap();
+    volume.open_region(name).unwrap()
+}
+
 fn format(cards: &SimulatedCards) -> TestVolume {
     let (primary, mirror) = simulated_cards(cards).unwrap();
     Volume::format(primary, mirror, "failover", false, VolumeOptions::default()).unwrap()
@@ -49,11 +75,8 @@ fn assert_identical_halves(volume: &TestVolume, region: &RegionHandle<npmu::Card
 
 #[test]
 fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
-    volume.create_region("data", SIZE, BASE).unwrap();
-    let region = volume.open_region("data").unwrap();
+    let (directory, _cards, volume) = fixture();
+    let region = create_and_open(&volume, "data", SIZE, BASE);
     let before = pattern(8192, 1);
     volume
         .write_region(&region, &before, BASE, Mirror::Both)
@@ -148,18 +171,12 @@ fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
 
 #[test]
 fn a_second_resync_waits_for_the_first() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
-    volume.create_region("data", SIZE, BASE).unwrap();
-    let region = volume.open_region("data").unwrap();
+    let (directory, cards, volume) = fixture();
+    let region = create_and_open(&volume, "data", SIZE, BASE);
     fail(&volume, CardRole::Mirror);
     let outcome = volume.write_region(&region, &[3u8; 64], BASE, Mirror::Both);
     assert!(matches!(outcome, Err(Error::Degraded { .. })));
-    let spare = SimulatedCards {
-        directory: directory.path().join("spare"),
-        ..cards.clone()
-    };
+    let spare = spare(&directory, &cards);
     volume
         .replace_card(CardRole::Mirror, spare.open_card(CardRole::Mirror).unwrap())
         .unwrap();
@@ -180,11 +197,8 @@ fn a_second_resync_waits_for_the_first() {
 
 #[test]
 fn reads_fall_back_to_the_mirror_when_the_primary_fails_mid_run() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
-    volume.create_region("data", SIZE, BASE).unwrap();
-    let region = volume.open_region("data").unwrap();
+    let (_directory, _cards, volume) = fixture();
+    let region = create_and_open(&volume, "data", SIZE, BASE);
     let data = pattern(SIZE as usize, 9);
     volume
         .write_region(&region, &data, BASE, Mirror::Both)
@@ -215,9 +229,7 @@ fn reads_fall_back_to_the_mirror_when_the_primary_fails_mid_run() {
 
 #[test]
 fn a_card_whose_file_is_lost_is_replaced_and_resynced_while_writes_go_on() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
+    let (directory, cards, volume) = fixture();
     volume.create_region("a", SIZE, BASE).unwrap();
     volume.create_region("b", 3 * 4096, BASE).unwrap();
     let a = volume.open_region("a").unwrap();
@@ -235,10 +247,7 @@ fn a_card_whose_file_is_lost_is_replaced_and_resynced_while_writes_go_on() {
         volume.write_region(&a, &[1u8; 64], BASE, Mirror::Both),
         Err(Error::Degraded { .. })
     ));
-    let spare = SimulatedCards {
-        directory: directory.path().join("spare"),
-        ..cards.clone()
-    };
+    let spare = spare(&directory, &cards);
     assert!(matches!(
         volume.replace_card(
             CardRole::Primary,
@@ -279,9 +288,7 @@ fn a_card_whose_file_is_lost_is_replaced_and_resynced_while_writes_go_on() {
 
 #[test]
 fn a_blank_card_beside_a_volume_opens_as_a_stale_replacement() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
+    let (directory, cards, volume) = fixture();
     volume.create_region("kept", 4096, 0).unwrap();
     let region = volume.open_region("kept").unwrap();
     volume
@@ -308,11 +315,8 @@ fn a_blank_card_beside_a_volume_opens_as_a_stale_replacement() {
 
 #[test]
 fn with_both_cards_gone_every_verb_says_so() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
-    volume.create_region("data", 4096, 0).unwrap();
-    let region = volume.open_region("data").unwrap();
+    let (_directory, _cards, volume) = fixture();
+    let region = create_and_open(&volume, "data", 4096, 0);
     fail(&volume, CardRole::Primary);
     fail(&volume, CardRole::Mirror);
     let outcome = volume.write_region(&region, &[1; 8], 0, Mirror::Both);
@@ -348,9 +352,7 @@ fn pattern(length: usize, seed: u8) -> Vec<u8> {
 #[test]
 fn a_region_created_as_the_primary_dies_reads_as_zeros() {
     const LARGE: u64 = 256 << 10;
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
+    let (_directory, _cards, volume) = fixture();
     volume.create_region("old", LARGE, BASE).unwrap();
     let old = volume.open_region("old").unwrap();
     volume
@@ -373,11 +375,8 @@ fn a_region_created_as_the_primary_dies_reads_as_zeros() {
 /// not marked stale, and the volume opens from it again once it answers.
 #[test]
 fn the_last_current_card_is_never_marked_stale() {
-    let directory = tempfile::tempdir().unwrap();
-    let cards = SimulatedCards::in_directory(directory.path());
-    let volume = format(&cards);
-    volume.create_region("data", 4096, BASE).unwrap();
-    let region = volume.open_region("data").unwrap();
+    let (directory, cards, volume) = fixture();
+    let region = create_and_open(&volume, "data", 4096, BASE);
     volume
         .write_region(&region, b"only on the primary", BASE, Mirror::Both)
         .unwrap();
@@ -385,10 +384,7 @@ fn the_last_current_card_is_never_marked_stale() {
     assert!(volume
         .write_region(&region, b"x", BASE + 100, Mirror::Both)
         .is_err());
-    let spare = SimulatedCards {
-        directory: directory.path().join("spare"),
-        ..cards.clone()
-    };
+    let spare = spare(&directory, &cards);
     volume
         .replace_card(CardRole::Mirror, spare.open_card(CardRole::Mirror).unwrap())
         .unwrap();

@@ -93,6 +93,42 @@ impl Geometry {
         Ok(geometry)
     }
 
+    /// The first thing two cards' layouts differ in, with each card's value; `None` if
+    /// they can hold the same volume.
+    pub fn first_difference(&self, other: &Geometry) -> Option<(&'static str, u64, u64)> {
+        [
+            (
+                "page shift",
+                self.page_shift.into(),
+                other.page_shift.into(),
+            ),
+            ("memory pages", self.memory_pages, other.memory_pages),
+            (
+                "metadata copy pages",
+                self.copy_pages.into(),
+                other.copy_pages.into(),
+            ),
+            (
+                "scratch pages",
+                self.scratch_pages.into(),
+                other.scratch_pages.into(),
+            ),
+            (
+                "translation entries",
+                self.translation_entries.into(),
+                other.translation_entries.into(),
+            ),
+            ("contexts", self.contexts.into(), other.contexts.into()),
+            (
+                "longest request",
+                self.max_request_bytes.into(),
+                other.max_request_bytes.into(),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, mine, theirs)| mine != theirs)
+    }
+
     pub fn page_bytes(&self) -> u64 {
         1 << self.page_shift
     }

@@ -666,10 +666,10 @@ impl<D: Device> Volume<D> {
         let device = NpmuDevice::open_in(card, Arc::clone(&inner.domain), inner.options.driver)
             .map_err(|source| Error::Card { role, source })?;
         let geometry = Geometry::of(role, device.capabilities())?;
-        if geometry != inner.geometry {
+        if let Some((what, volume, card)) = inner.geometry.first_difference(&geometry) {
             return Err(Error::UnsuitableCard {
                 role,
-                why: format!("its geometry {geometry:?} is not the volume's"),
+                why: format!("the volume's cards have {what} {volume}, this one {card}"),
             });
         }
         let mut half = Half::new(role, device);
@@ -1346,36 +1346,12 @@ fn take_cards<D: Device>(
     let geometry = match (primary_geometry, mirror_geometry) {
         (Some(Err(error)), _) | (_, Some(Err(error))) => return Err(error),
         (Some(Ok(primary)), Some(Ok(mirror))) => {
-            for (what, primary, mirror) in [
-                (
-                    "page shift",
-                    u64::from(primary.page_shift),
-                    u64::from(mirror.page_shift),
-                ),
-                ("memory pages", primary.memory_pages, mirror.memory_pages),
-                (
-                    "translation entries",
-                    u64::from(primary.translation_entries),
-                    u64::from(mirror.translation_entries),
-                ),
-                (
-                    "contexts",
-                    u64::from(primary.contexts),
-                    u64::from(mirror.contexts),
-                ),
-                (
-                    "longest request",
-                    u64::from(primary.max_request_bytes),
-                    u64::from(mirror.max_request_bytes),
-                ),
-            ] {
-                if primary != mirror {
-                    return Err(Error::CardsDiffer {
-                        what,
-                        primary,
-                        mirror,
-                    });
-                }
+            if let Some((what, primary, mirror)) = primary.first_difference(&mirror) {
+                return Err(Error::CardsDiffer {
+                    what,
+                    primary,
+                    mirror,
+                });
             }
             primary
         }

@@ -1321,12 +1321,15 @@ fn a_failed_card_degrades_writes_until_resynced() {
     );
 }
 
-#[test]
-fn every_translation_entry_taken_refuses_the_next_open() {
+/// Opens one region again and again until the volume refuses; then one close makes room
+/// for one open. 17 pages a mapping: the entries run out before the contexts do.
+#[rstest::rstest]
+#[case::every_translation_entry_taken(17 * 4096, PM_ERR_NO_FREE_ENTRIES)]
+#[case::every_context_taken(4096, PM_ERR_NO_FREE_CONTEXT)]
+fn opening_until_refused(#[case] size: u64, #[case] refusal: pm_status) {
     let directory = tempfile::tempdir().unwrap();
-    let volume = Volume::format(directory.path(), "entries");
-    // 17 pages a mapping: the entries run out before the contexts do.
-    expect(volume.create("r", 17 * 4096, 0), PM_OK);
+    let volume = Volume::format(directory.path(), "opens");
+    expect(volume.create("r", size, 0), PM_OK);
     let mut handles = Vec::new();
     let status = loop {
         match volume.open_region("r") {
@@ -1335,26 +1338,7 @@ fn every_translation_entry_taken_refuses_the_next_open() {
         }
         assert!(handles.len() < 1024);
     };
-    expect(status, PM_ERR_NO_FREE_ENTRIES);
-    assert!(handles.len() > 1);
-    expect(volume.close_region(handles.pop().unwrap()), PM_OK);
-    handles.push(volume.open_region("r").unwrap());
-}
-
-#[test]
-fn every_context_taken_refuses_the_next_open() {
-    let directory = tempfile::tempdir().unwrap();
-    let volume = Volume::format(directory.path(), "contexts");
-    expect(volume.create("r", 4096, 0), PM_OK);
-    let mut handles = Vec::new();
-    let status = loop {
-        match volume.open_region("r") {
-            Ok(handle) => handles.push(handle),
-            Err(status) => break status,
-        }
-        assert!(handles.len() < 1024);
-    };
-    expect(status, PM_ERR_NO_FREE_CONTEXT);
+    expect(status, refusal);
     assert!(handles.len() > 1);
     expect(volume.close_region(handles.pop().unwrap()), PM_OK);
     handles.push(volume.open_region("r").unwrap());
