@@ -146,7 +146,9 @@ pub struct CsrBank {
 }
 
 impl CsrBank {
-    pub fn new(config: &Config) -> Self {
+    /// A bank for a card built in `config` whose `QUEUES` register reports `queues` (zero
+    /// where no command engine sits in front of the core).
+    pub fn new(config: &Config, queues: u32) -> Self {
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -237,8 +239,9 @@ impl CsrBank {
             entry_index_offset: offset(reg::AVT_ENTRY_INDEX),
             entry_value_offset: offset(reg::AVT_ENTRY_VALUE),
             capability_offsets: reg::CAPABILITIES.map(offset),
-            capability_values: reg::CAPABILITIES.map(|register| {
-                constant(config.capability(register).expect("a capability register"))
+            capability_values: reg::CAPABILITIES.map(|register| match register {
+                reg::QUEUES => constant(queues.into()),
+                _ => constant(config.capability(register).expect("a capability register")),
             }),
             programming_offsets: reg::PROGRAMMING.map(offset),
             count_offsets: std::array::from_fn(|status| {
@@ -545,7 +548,7 @@ mod tests {
     const KEY: u64 = 0xfeed;
 
     fn bank() -> CsrBank {
-        let mut bank = CsrBank::new(&Config::ICE40);
+        let mut bank = CsrBank::new(&Config::ICE40, Config::ICE40.queues);
         bank.connect_all();
         bank.management_key.next = KEY.into();
         bank.mmio_response_ready.next = true;

@@ -174,7 +174,7 @@ impl<
             memory_response_valid: Default::default(),
             memory_response_ready: Default::default(),
             memory_response_data: Default::default(),
-            core: ProtectionCore::new(config),
+            core: ProtectionCore::new(config, config.queues),
             engine: CommandEngine::new(config),
             queue_answer_valid: Default::default(),
             queue_answer: Default::default(),

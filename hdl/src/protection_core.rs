@@ -102,7 +102,8 @@ impl<
         const ENTRY_TABLE_BITS: usize,
     > ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
-    pub fn new(config: &Config) -> Self {
+    /// A core for `config`; its `QUEUES` register reports `queues`.
+    pub fn new(config: &Config, queues: u32) -> Self {
         Self {
             clock: Default::default(),
             reset: Default::default(),
@@ -142,7 +143,7 @@ impl<
             memory_response_valid: Default::default(),
             memory_response_ready: Default::default(),
             memory_response_data: Default::default(),
-            csr: CsrBank::new(config),
+            csr: CsrBank::new(config, queues),
             engine: ProgrammingEngine::new(config),
             avt: Avt::new(config),
             mover: Mover::new(config),
@@ -324,7 +325,7 @@ mod tests {
     #[test]
     fn out_of_reset_it_clears_its_tables_then_takes_requests() {
         let config = Config::ICE40;
-        let mut ni = Ice40ProtectionCore::new(&config);
+        let mut ni = Ice40ProtectionCore::new(&config, config.queues);
         ni.connect_all();
         ni.reset.next = true;
         cycle(&mut ni, clock);

@@ -2,6 +2,9 @@
 
 use crate::network_interface::{Ice40NetworkInterface, SimNetworkInterface};
 use crate::protection_core::{Ice40ProtectionCore, SimProtectionCore};
+use crate::serial_board::{
+    Ice40SerialBoard, Ice40SlowLineSerialBoard, SimSerialBoard, FAST_LINE_CLOCKS, SLOW_LINE_CLOCKS,
+};
 use npmu_abi::Config;
 use rust_hdl::core::check_error::CheckError;
 use rust_hdl::prelude::*;
@@ -9,6 +12,8 @@ use thiserror::Error;
 
 /// Name of the whole NI's top module, for board wrappers to instantiate.
 pub const TOP_MODULE: &str = "npmu_ni";
+/// Name of the serial board's top module, for the wrappers of boards without PCIe.
+pub const BOARD_MODULE: &str = "npmu_board";
 /// Name of the protection core's top module when emitted alone, for its tests.
 pub const CORE_MODULE: &str = "npmu_core";
 
@@ -18,6 +23,13 @@ pub enum VerilogError {
     Check(CheckError),
     #[error("no hardware is built for configuration {0:?}")]
     UnsupportedConfig(&'static str),
+    #[error(
+        "no serial board is built for configuration {config:?} at {clocks_per_bit} clocks a bit"
+    )]
+    UnsupportedLine {
+        config: &'static str,
+        clocks_per_bit: u64,
+    },
 }
 
 /// The Verilog of `block` and everything in it: its top module named `top_name`, its
@@ -52,6 +64,43 @@ pub fn network_interface(config: &Config) -> Result<String, VerilogError> {
     }
 }
 
+/// The protection core behind a serial bridge built for `config`, its line at
+/// `npmu_abi::bridge::CLOCKS_PER_BIT` clocks a bit, top module [`BOARD_MODULE`].
+pub fn serial_board(config: &Config) -> Result<String, VerilogError> {
+    serial_board_with_line(config, FAST_LINE_CLOCKS)
+}
+
+/// [`serial_board`] with its line at `clocks_per_bit`.
+pub fn serial_board_with_line(
+    config: &Config,
+    clocks_per_bit: u64,
+) -> Result<String, VerilogError> {
+    config
+        .validate()
+        .map_err(|_| VerilogError::UnsupportedConfig(config.name))?;
+    match (*config, clocks_per_bit) {
+        (Config::SIM, FAST_LINE_CLOCKS) => {
+            let mut board = Box::new(SimSerialBoard::new(config));
+            board.connect_all();
+            generate(BOARD_MODULE, &*board)
+        }
+        (Config::ICE40, FAST_LINE_CLOCKS) => {
+            let mut board = Box::new(Ice40SerialBoard::new(config));
+            board.connect_all();
+            generate(BOARD_MODULE, &*board)
+        }
+        (Config::ICE40, SLOW_LINE_CLOCKS) => {
+            let mut board = Box::new(Ice40SlowLineSerialBoard::new(config));
+            board.connect_all();
+            generate(BOARD_MODULE, &*board)
+        }
+        _ => Err(VerilogError::UnsupportedLine {
+            config: config.name,
+            clocks_per_bit,
+        }),
+    }
+}
+
 /// The protection core built for `config`, top module [`CORE_MODULE`].
 pub fn protection_core(config: &Config) -> Result<String, VerilogError> {
     config
@@ -59,12 +108,12 @@ pub fn protection_core(config: &Config) -> Result<String, VerilogError> {
         .map_err(|_| VerilogError::UnsupportedConfig(config.name))?;
     match *config {
         Config::SIM => {
-            let mut core = SimProtectionCore::new(config);
+            let mut core = SimProtectionCore::new(config, config.queues);
             core.connect_all();
             generate(CORE_MODULE, &core)
         }
         Config::ICE40 => {
-            let mut core = Ice40ProtectionCore::new(config);
+            let mut core = Ice40ProtectionCore::new(config, config.queues);
             core.connect_all();
             generate(CORE_MODULE, &core)
         }
@@ -77,13 +126,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_named_configuration_emits_npmu_ni_and_npmu_core() {
+    fn every_named_configuration_emits_npmu_ni_npmu_core_and_npmu_board() {
         for config in Config::ALL {
             let verilog = network_interface(&config).unwrap();
             assert!(verilog.contains("\nmodule npmu_ni("), "{}", config.name);
             assert!(verilog.contains("\nmodule npmu_ni$core$avt$context_table("));
             let verilog = protection_core(&config).unwrap();
             assert!(verilog.contains("\nmodule npmu_core("), "{}", config.name);
+            let verilog = serial_board(&config).unwrap();
+            assert!(verilog.contains("\nmodule npmu_board("), "{}", config.name);
         }
     }
 

@@ -69,7 +69,10 @@ pub struct RustHdlCore(Box<Ice40ProtectionCore>);
 
 impl RustHdlCore {
     pub fn new() -> Self {
-        let mut core = Box::new(Ice40ProtectionCore::new(&Config::ICE40));
+        let mut core = Box::new(Ice40ProtectionCore::new(
+            &Config::ICE40,
+            Config::ICE40.queues,
+        ));
         core.connect_all();
         Self(core)
     }

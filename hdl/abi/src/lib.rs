@@ -2,6 +2,7 @@
 //! field layouts, fault and command codes, port widths and named configurations. The
 //! hardware, its golden model and the host driver all take them from here.
 
+pub mod bridge;
 pub mod command;
 pub mod config;
 pub mod fault;

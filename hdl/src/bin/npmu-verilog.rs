@@ -15,8 +15,12 @@ struct Arguments {
     #[arg(short, long)]
     output: Option<PathBuf>,
     /// Emit only the protection core (top module npmu_core), as its tests drive it.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "board")]
     core: bool,
+    /// Emit the protection core behind its serial bridge (top module npmu_board), as the
+    /// boards without PCIe use it.
+    #[arg(long)]
+    board: bool,
 }
 
 fn main() -> ExitCode {
@@ -32,9 +36,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    tracing::info!(config = config.name, core = arguments.core, "emitting");
+    tracing::info!(
+        config = config.name,
+        core = arguments.core,
+        board = arguments.board,
+        "emitting"
+    );
     let emitted = if arguments.core {
         npmu_hdl::verilog::protection_core(&config)
+    } else if arguments.board {
+        npmu_hdl::verilog::serial_board(&config)
     } else {
         npmu_hdl::verilog::network_interface(&config)
     };
