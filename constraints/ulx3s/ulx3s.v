@@ -1,0 +1,133 @@
+// ULX3S wrapper of npmu_board: the board's clock, reset, LEDs and memory around the
+// generated, vendor-neutral npmu_board (the protection core behind its serial bridge).
+//
+// Clock: the 25 MHz oscillator through the PLL to 100 MHz; the UART runs at 1 Mbaud (100
+// clocks a bit: the FT231X tops out at 3 Mbaud). Persistent memory: 128 KiB of block RAM
+// (DP16KD), the capacity of the ice40 configuration this build uses; the board's SDRAM
+// needs a controller npmu does not have yet.
+`default_nettype none
+
+module npmu_ulx3s #(
+    parameter [63:0] MANAGEMENT_KEY = 64'h6e706d756b657921
+) (
+    input  wire clock_25mhz,
+    input  wire uart_receive,
+    output wire uart_transmit,
+    input  wire button_n,
+    output wire led_running,
+    output wire led_overrun
+);
+    wire clock;
+    wire locked;
+    // 25 MHz / CLKI_DIV * CLKFB_DIV = 100 MHz; VCO = 100 MHz * CLKOP_DIV = 600 MHz
+    // (ecppll -i 25 -o 100).
+    (* ICP_CURRENT="12" *) (* LPF_RESISTOR="8" *) (* MFG_ENABLE_FILTEROPAMP="1" *) (* MFG_GMCREF_SEL="2" *)
+    EHXPLLL #(
+        .PLLRST_ENA("DISABLED"),
+        .INTFB_WAKE("DISABLED"),
+        .STDBY_ENABLE("DISABLED"),
+        .DPHASE_SOURCE("DISABLED"),
+        .OUTDIVIDER_MUXA("DIVA"),
+        .OUTDIVIDER_MUXB("DIVB"),
+        .OUTDIVIDER_MUXC("DIVC"),
+        .OUTDIVIDER_MUXD("DIVD"),
+        .CLKI_DIV(1),
+        .CLKOP_ENABLE("ENABLED"),
+        .CLKOP_DIV(6),
+        .CLKOP_CPHASE(2),
+        .CLKOP_FPHASE(0),
+        .FEEDBK_PATH("CLKOP"),
+        .CLKFB_DIV(4)
+    ) pll (
+        .RST(1'b0),
+        .STDBY(1'b0),
+        .CLKI(clock_25mhz),
+        .CLKOP(clock),
+        .CLKFB(clock),
+        .CLKINTFB(),
+        .PHASESEL0(1'b0),
+        .PHASESEL1(1'b0),
+        .PHASEDIR(1'b1),
+        .PHASESTEP(1'b1),
+        .PHASELOADREG(1'b1),
+        .PLLWAKESYNC(1'b0),
+        .ENCLKOP(1'b0),
+        .LOCK(locked)
+    );
+
+    // Held in reset until the PLL locks and for 2^16 clocks after, or while the button is down.
+    reg [16:0] reset_count = 0;
+    wire reset = !reset_count[16];
+    always @(posedge clock) begin
+        if (!locked || !button_n)
+            reset_count <= 0;
+        else if (reset)
+            reset_count <= reset_count + 1'b1;
+    end
+
+    wire memory_request_valid;
+    wire memory_request_ready;
+    wire memory_request_write;
+    wire [47:0] memory_request_address;
+    wire [31:0] memory_request_write_data;
+    wire [3:0] memory_request_byte_enable;
+    wire memory_response_valid;
+    wire memory_response_ready;
+    wire uart_overrun;
+    reg [31:0] read_data;
+
+    npmu_board board (
+        .clock(clock),
+        .reset(reset),
+        .management_key(MANAGEMENT_KEY),
+        .uart_receive(uart_receive),
+        .uart_transmit(uart_transmit),
+        .uart_overrun(uart_overrun),
+        .memory_request_valid(memory_request_valid),
+        .memory_request_ready(memory_request_ready),
+        .memory_request_write(memory_request_write),
+        .memory_request_address(memory_request_address),
+        .memory_request_write_data(memory_request_write_data),
+        .memory_request_byte_enable(memory_request_byte_enable),
+        .memory_request_context(),
+        .memory_response_valid(memory_response_valid),
+        .memory_response_ready(memory_response_ready),
+        .memory_response_data(read_data)
+    );
+
+    // One request at a time: the RAM reads in the clock the request is accepted and the
+    // answer waits until the core takes it. One memory per byte lane, so byte enables map
+    // onto whole block-RAM writes.
+    reg pending = 1'b0;
+    wire accepted = memory_request_valid && !pending;
+    wire [14:0] word = memory_request_address[16:2];
+    assign memory_request_ready = !pending;
+    assign memory_response_valid = pending;
+    always @(posedge clock) begin
+        if (accepted)
+            pending <= 1'b1;
+        if (memory_response_valid && memory_response_ready)
+            pending <= 1'b0;
+        if (reset)
+            pending <= 1'b0;
+    end
+
+    genvar lane;
+    generate
+        for (lane = 0; lane < 4; lane = lane + 1) begin : lanes
+            reg [7:0] bytes [0:32767];
+            always @(posedge clock) begin
+                if (accepted) begin
+                    if (memory_request_write && memory_request_byte_enable[lane])
+                        bytes[word] <= memory_request_write_data[8 * lane +: 8];
+                    read_data[8 * lane +: 8] <= bytes[word];
+                end
+            end
+        end
+    endgenerate
+
+    assign led_running = !reset;
+    assign led_overrun = uart_overrun;
+endmodule
+
+`default_nettype wire

