@@ -28,7 +28,7 @@ struct Top {
     generics: &'static str,
 }
 
-const TOPS: [Top; 2] = [
+const TOPS: [Top; 3] = [
     Top {
         module: "npmu_core",
         generate: npmu_hdl::verilog::protection_core,
@@ -41,6 +41,12 @@ const TOPS: [Top; 2] = [
         rust_type: "npmu_hdl::network_interface::NetworkInterface",
         generics: "const D: usize, const S: usize, const C: usize, const E: usize, \
                    const Q: usize, const T: usize, const F: usize, const R: usize, const P: usize",
+    },
+    Top {
+        module: "npmu_board",
+        generate: npmu_hdl::verilog::serial_board,
+        rust_type: "npmu_hdl::serial_board::SerialBoard",
+        generics: "const D: usize, const S: usize, const C: usize, const E: usize, const L: u64",
     },
 ];
 

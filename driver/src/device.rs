@@ -655,9 +655,8 @@ fn read_capabilities(card: &impl Device) -> Result<Capabilities, DriverError> {
         max_read_request_bytes: narrow(reg::MAX_READ_REQUEST_BYTES)?,
         dma_read_tags: narrow(reg::DMA_READ_TAGS)?,
     };
-    let impossible = if capabilities.queues == 0 {
-        Some("no queues")
-    } else if !(9..=30).contains(&capabilities.page_shift) {
+    // No queues is possible: a board behind a serial bridge has no command engine.
+    let impossible = if !(9..=30).contains(&capabilities.page_shift) {
         Some("a page size outside 512 B to 1 GiB")
     } else if capabilities.max_request_bytes == 0 || capabilities.memory_pages == 0 {
         Some("no persistent memory or no transfer size")

@@ -5,6 +5,7 @@
 //! `simulated` feature, the Verilator model of the NI (`npmu_sim::SimulatedCard`).
 //! Every offset, field and layout comes from `npmu-abi`.
 
+pub mod bridge;
 mod device;
 pub mod dma;
 mod error;

@@ -26,6 +26,7 @@ mod mmio;
 mod model_card;
 mod monitor;
 pub mod ports;
+mod simulated_board;
 mod simulated_card;
 mod stall;
 pub mod traffic;
@@ -44,9 +45,10 @@ pub use iommu::SimulatedIommu;
 pub use memory_port::MemoryPort;
 pub use model_card::{ModelCard, ModelCardError, ModelCardOptions};
 pub use monitor::Monitor;
+pub use simulated_board::{BoardError, BoardLink, BoardOptions, SimulatedBoard};
 pub use simulated_card::{CardError, CardOptions, SimulatedCard};
 pub use stall::Stall;
-pub use verilated::{Verilated, VerilatedCore, VerilatedNetworkInterface};
+pub use verilated::{Verilated, VerilatedBoard, VerilatedCore, VerilatedNetworkInterface};
 
 use thiserror::Error;
 

@@ -10,6 +10,11 @@ pub mod network_interface {
     include!(concat!(env!("OUT_DIR"), "/ports_npmu_ni.rs"));
 }
 
+/// The protection core behind its serial bridge (`npmu_board`).
+pub mod serial_board {
+    include!(concat!(env!("OUT_DIR"), "/ports_npmu_board.rs"));
+}
+
 /// `value` in a port of `N` bits, bits beyond the port's width dropped as the Verilator shim
 /// drops them.
 pub(crate) fn port_value<const N: usize>(value: u64) -> rust_hdl::prelude::Bits<N> {

@@ -1,7 +1,7 @@
 //! The Verilator models, behind a safe wrapper.
 
 use crate::backend::Backend;
-use crate::ports::{network_interface, protection_core};
+use crate::ports::{network_interface, protection_core, serial_board};
 use crate::SimError;
 use npmu_abi::Config;
 use std::ffi::{c_char, c_void, CString};
@@ -66,6 +66,8 @@ macro_rules! tops {
 pub struct CoreTop;
 /// `npmu_ni`.
 pub struct NetworkInterfaceTop;
+/// `npmu_board`.
+pub struct BoardTop;
 
 tops! {
     CoreTop (protection_core::Inputs, protection_core::Outputs):
@@ -78,6 +80,12 @@ tops! {
             npmu_ni_sim_rising_edge, npmu_ni_sim_trace_open, npmu_ni_sim_trace_close;
         "ice40" => npmu_ni_ice40_new, npmu_ni_ice40_delete, npmu_ni_ice40_settle,
             npmu_ni_ice40_rising_edge, npmu_ni_ice40_trace_open, npmu_ni_ice40_trace_close;
+    BoardTop (serial_board::Inputs, serial_board::Outputs):
+        "sim" => npmu_board_sim_new, npmu_board_sim_delete, npmu_board_sim_settle,
+            npmu_board_sim_rising_edge, npmu_board_sim_trace_open, npmu_board_sim_trace_close;
+        "ice40" => npmu_board_ice40_new, npmu_board_ice40_delete, npmu_board_ice40_settle,
+            npmu_board_ice40_rising_edge, npmu_board_ice40_trace_open,
+            npmu_board_ice40_trace_close;
 }
 
 /// One Verilator model with its own Verilator context, so models in different threads
@@ -94,6 +102,8 @@ pub struct Verilated<T: Top> {
 pub type VerilatedCore = Verilated<CoreTop>;
 /// The whole NI under Verilator.
 pub type VerilatedNetworkInterface = Verilated<NetworkInterfaceTop>;
+/// The protection core behind its serial bridge under Verilator.
+pub type VerilatedBoard = Verilated<BoardTop>;
 
 // Each model owns its VerilatedContext and is used from one thread at a time.
 unsafe impl<T: Top> Send for Verilated<T> {}
