@@ -122,7 +122,7 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
     };
     let script = format!(
-        "{read}{synth} -json {}; tee -q -o {} stat -json",
+        "{read}{synth}; write_json {}; tee -q -o {} stat -json",
         netlist.display(),
         statistics.display()
     );
