@@ -12,6 +12,8 @@
 //! the driver's memory through a [`SimulatedIommu`], persistent memory in a file.
 //! [`ModelCard`] is the same card with the golden model in place of the Verilator model: it
 //! answers every access at once, for measuring the host code's own costs and for fast tests.
+//! [`SimulatedBoard`] is the protection core behind its UART bridge (`npmu_board`), its line
+//! driven bit by bit, for the driver's serial bridge backend.
 
 pub mod backend;
 mod core_harness;

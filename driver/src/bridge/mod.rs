@@ -127,7 +127,7 @@ impl<L: Link> BridgedCard<L> {
         address: u64,
         length: usize,
     ) -> Result<Result<Vec<u8>, Fault>, BridgeError> {
-        let request = self.request(false, initiator, address, length)?;
+        let request = request(false, initiator, address, length)?;
         let mut link = self.link();
         link.write_all(&header(&request))?;
         link.flush()?;
@@ -155,7 +155,7 @@ impl<L: Link> BridgedCard<L> {
         address: u64,
         data: &[u8],
     ) -> Result<Result<(), Fault>, BridgeError> {
-        let request = self.request(true, initiator, address, data.len())?;
+        let request = request(true, initiator, address, data.len())?;
         let mut command = header(&request);
         let lanes = self.data_bytes as usize;
         let first_lane = (address % u64::from(self.data_bytes)) as usize;
@@ -179,27 +179,6 @@ impl<L: Link> BridgedCard<L> {
         Ok(beats.first().map_or(Ok(()), |(status, _)| *status))
     }
 
-    fn request(
-        &self,
-        write: bool,
-        initiator: Initiator,
-        address: u64,
-        length: usize,
-    ) -> Result<Request, BridgeError> {
-        Ok(Request {
-            operation: if write {
-                Operation::Write
-            } else {
-                Operation::Read
-            },
-            context: initiator.context,
-            key: initiator.key,
-            initiator: initiator.initiator,
-            address,
-            length: u32::try_from(length).map_err(|_| BridgeError::TooLong(length))?,
-        })
-    }
-
     /// The response beats of one request, up to the one marked last.
     fn responses(&self, link: &mut L) -> Result<Vec<ResponseBeat>, BridgeError> {
         let mut beats = Vec::new();
@@ -217,6 +196,26 @@ impl<L: Link> BridgedCard<L> {
             }
         }
     }
+}
+
+fn request(
+    write: bool,
+    initiator: Initiator,
+    address: u64,
+    length: usize,
+) -> Result<Request, BridgeError> {
+    Ok(Request {
+        operation: if write {
+            Operation::Write
+        } else {
+            Operation::Read
+        },
+        context: initiator.context,
+        key: initiator.key,
+        initiator: initiator.initiator,
+        address,
+        length: u32::try_from(length).map_err(|_| BridgeError::TooLong(length))?,
+    })
 }
 
 fn header(request: &Request) -> Vec<u8> {

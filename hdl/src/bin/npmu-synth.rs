@@ -296,11 +296,10 @@ fn install_missing(
                 "npmu-synth: installing {} with apt-get",
                 missing.join(", ")
             ));
-            let root = std::env::var("USER").is_ok_and(|user| user == "root")
-                || Command::new("id")
-                    .arg("-u")
-                    .output()
-                    .is_ok_and(|id| id.stdout.starts_with(b"0"));
+            let root = Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|id| id.stdout.trim_ascii() == b"0");
             let mut apt = if root {
                 Command::new("apt-get")
             } else {
