@@ -102,38 +102,38 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
             npmu_hdl::verilog::TOP_MODULE,
         ),
     };
-    let design = directory.join(format!("{module}.v"));
-    write(&design, &verilog)?;
+    // Every tool runs in the output directory on file names alone: the YoWASP builds see
+    // only their working directory, so the board's files are copied in beside the design.
+    let design = format!("{module}.v");
+    write(&directory.join(&design), &verilog)?;
+    let mut sources = vec![design];
+    if board.family != Family::Xilinx7 {
+        let wrapper = format!("{}.v", board.name);
+        copy(&constraints.join(&wrapper), &directory.join(&wrapper))?;
+        sources.push(wrapper);
+    }
 
     step("synthesizing with Yosys".into());
-    let netlist = directory.join(format!("{}.json", board.top));
-    let statistics = directory.join("yosys-stat.json");
-    let mut sources = vec![design.clone()];
-    if board.family != Family::Xilinx7 {
-        sources.push(constraints.join(format!("{}.v", board.name)));
-    }
+    let netlist = format!("{}.json", board.top);
+    let statistics = "yosys-stat.json";
     let read = sources
         .iter()
-        .map(|source| format!("read_verilog {}; ", source.display()))
+        .map(|source| format!("read_verilog {source}; "))
         .collect::<String>();
     let synth = match board.family {
         Family::Ice40 => format!("synth_ice40 -abc9 -device u -dff -top {}", board.top),
         Family::Ecp5 => format!("synth_ecp5 -abc9 -top {}", board.top),
         Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
     };
-    let script = format!(
-        "{read}{synth}; write_json {}; tee -q -o {} stat -json",
-        netlist.display(),
-        statistics.display()
-    );
+    let script = format!("{read}{synth}; write_json {netlist}; tee -q -o {statistics} stat -json");
     let mut yosys = Command::new(&tools.yosys);
-    yosys.args(["-q", "-p", &script]);
+    yosys.current_dir(directory).args(["-q", "-p", &script]);
     flow::run(
         yosys,
         &directory.join("yosys.log"),
         install_hint(board.family),
     )?;
-    let cells = flow::yosys_cells(&statistics, board.top)?;
+    let cells = flow::yosys_cells(&directory.join(statistics), board.top)?;
     let (luts, ffs, brams, sprams) = match board.family {
         Family::Ice40 => (
             flow::count(&cells, |cell| cell == "SB_LUT4"),
@@ -180,15 +180,24 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         "placing and routing with nextpnr at {} MHz",
         board.target_mhz
     ));
-    let report = directory.join("nextpnr-report.json");
-    let placed = directory.join(match board.family {
+    let report = "nextpnr-report.json";
+    let placed = match board.family {
         Family::Ice40 => "placed.asc",
         _ => "placed.config",
-    });
+    };
+    let pins = format!(
+        "{}.{}",
+        board.name,
+        match board.family {
+            Family::Ice40 => "pcf",
+            _ => "lpf",
+        }
+    );
+    copy(&constraints.join(&pins), &directory.join(&pins))?;
     let mut nextpnr = Command::new(place_and_route);
     nextpnr
-        .arg("--json")
-        .arg(&netlist)
+        .current_dir(directory)
+        .args(["--json", &netlist])
         .args([
             "--freq",
             &board.target_mhz.to_string(),
@@ -196,20 +205,26 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
             &seed.to_string(),
         ])
         // A missed clock is judged from the report, so that its figures are still printed.
-        .arg("--timing-allow-fail")
-        .arg("--report")
-        .arg(&report);
+        .args(["--timing-allow-fail", "--report", report]);
     match board.family {
-        Family::Ice40 => nextpnr
-            .args(["--up5k", "--package", "sg48", "--pcf"])
-            .arg(constraints.join(format!("{}.pcf", board.name)))
-            .arg("--asc")
-            .arg(&placed),
-        _ => nextpnr
-            .args(["--85k", "--package", "CABGA381", "--lpf"])
-            .arg(constraints.join(format!("{}.lpf", board.name)))
-            .arg("--textcfg")
-            .arg(&placed),
+        Family::Ice40 => nextpnr.args([
+            "--up5k",
+            "--package",
+            "sg48",
+            "--pcf",
+            &pins,
+            "--asc",
+            placed,
+        ]),
+        _ => nextpnr.args([
+            "--85k",
+            "--package",
+            "CABGA381",
+            "--lpf",
+            &pins,
+            "--textcfg",
+            placed,
+        ]),
     };
     let nextpnr_log = directory.join("nextpnr.log");
     match flow::run(nextpnr, &nextpnr_log, install_hint(board.family)) {
@@ -221,7 +236,7 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         }
         Err(error) => return Err(error),
     }
-    let placement = PlaceReport::read(&report)?;
+    let placement = PlaceReport::read(&directory.join(report))?;
     outcome.placed = Some(true);
     outcome.fmax_mhz = placement.fmax_mhz;
     outcome.logic_cells = placement
@@ -229,17 +244,26 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         .or_else(|| placement.used("TRELLIS_COMB"));
 
     step("packing the bitstream".into());
-    let bitstream = directory.join(format!("{}.bit", board.top));
+    let bitstream = format!("{}.bit", board.top);
     let mut pack = Command::new(packer);
-    pack.arg(&placed).arg(&bitstream);
+    pack.current_dir(directory).args([placed, &bitstream]);
     flow::run(
         pack,
         &directory.join("pack.log"),
         install_hint(board.family),
     )?;
-    outcome.bitstream = Some(bitstream);
+    outcome.bitstream = Some(directory.join(bitstream));
     progress.finish_with_message(format!("done, in {}", directory.display()));
     Ok(outcome)
+}
+
+fn copy(from: &Path, to: &Path) -> Result<(), FlowError> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|source| FlowError::File {
+            path: from.to_owned(),
+            source,
+        })
 }
 
 fn write(path: &Path, text: &str) -> Result<(), FlowError> {
