@@ -113,7 +113,8 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
 
     context_table: BlockRam<ContextEntry, CONTEXT_TABLE_BITS>,
     entry_table: BlockRam<TranslationEntry, ENTRY_TABLE_BITS>,
-    verdicts: Fifo<Verdict, 2>,
+    /// Two deep: the data mover takes one verdict a request, so deeper only costs flip-flops.
+    verdicts: Fifo<Verdict, 1>,
     pages: BlockRamFifo<Bits<32>, 8>,
 
     // Check stage: the request whose context the context table is presenting.

@@ -6,7 +6,7 @@
 //! beat, so a write's response means its data is in persistent memory. A refused or empty
 //! request answers with one beat carrying its status.
 
-use crate::fifo::Fifo;
+use crate::block_ram_fifo::BlockRamFifo;
 use crate::mover::Record;
 use npmu_abi::STATUS_BITS;
 use rust_hdl::prelude::*;
@@ -30,8 +30,9 @@ pub struct Responder<const DATA_BITS: usize> {
     pub response_data: Signal<Out, Bits<DATA_BITS>>,
     pub response_last: Signal<Out, bool>,
 
-    /// Memory requests in flight and immediate answers behind them: 16 deep.
-    records: Fifo<Record, 4>,
+    /// Memory requests in flight and immediate answers behind them: 256 deep, in one block
+    /// RAM rather than 240 flip-flops and their read multiplexer.
+    records: BlockRamFifo<Record, 8>,
     head: Signal<Local, Record>,
     lanes_after: Signal<Local, Bits<4>>,
     data_mask: Signal<Local, Bits<DATA_BITS>>,

@@ -8,7 +8,7 @@
 //! UART), so the `QUEUES` register reads zero. The line runs at
 //! `clock / npmu_abi::bridge::CLOCKS_PER_BIT` baud: 3 Mbaud from a 24 MHz clock.
 
-use crate::fifo::Fifo;
+use crate::block_ram_fifo::BlockRamFifo;
 use crate::protection_core::ProtectionCore;
 use crate::serial_bridge::SerialBridge;
 use crate::uart_receiver::UartReceiver;
@@ -46,8 +46,8 @@ pub struct SerialBoard<
     pub memory_response_data: Signal<In, Bits<DATA_BITS>>,
 
     receiver: UartReceiver<LINE_CLOCKS>,
-    /// Bytes wait here while the core holds the bridge up for a few clocks.
-    received: Fifo<Bits<8>, 4>,
+    /// Bytes wait here while the core holds the bridge up: 512, one block RAM.
+    received: BlockRamFifo<Bits<8>, 9>,
     bridge: SerialBridge<DATA_BITS, STROBE_BITS>,
     transmitter: UartTransmitter<LINE_CLOCKS>,
     core: ProtectionCore<DATA_BITS, STROBE_BITS, CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>,
