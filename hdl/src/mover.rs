@@ -69,8 +69,9 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     page_from_queue: DFF<bool>,
     pages_to_drop: DFF<Bits<16>>,
 
-    starting: Signal<Local, bool>,
+    verdict_passed: Signal<Local, bool>,
     start_refused: Signal<Local, bool>,
+    start_accepted: Signal<Local, bool>,
     moving: Signal<Local, bool>,
     beat_write: Signal<Local, bool>,
     beat_context: Signal<Local, Bits<16>>,
@@ -144,8 +145,9 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             remaining: Default::default(),
             page_from_queue: Default::default(),
             pages_to_drop: Default::default(),
-            starting: Default::default(),
+            verdict_passed: Default::default(),
             start_refused: Default::default(),
+            start_accepted: Default::default(),
             moving: Default::default(),
             beat_write: Default::default(),
             beat_context: Default::default(),
@@ -199,13 +201,16 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             pages_to_drop
         );
 
-        // The beat at hand: the next of the active request, else the first of the verdict.
-        self.starting.next = !self.active.q.val() && self.verdict_valid.val();
-        self.start_refused.next = self.starting.val()
-            && ((self.verdict.val().status != self.status_ok.val())
-                || (self.verdict.val().length == self.zero_32.val()));
-        self.moving.next = (self.active.q.val() && !self.dropping.q.val())
-            || (self.starting.val() && !self.start_refused.val());
+        // A verdict is taken into the registers first and its beats move from the next clock
+        // on, so no memory request hangs off the verdict queue's multiplexer and arithmetic.
+        // The next request is taken in the clock of the last beat, so one-beat requests still
+        // move one a clock; a refused one waits for the mover to be idle, as its immediate
+        // record must not meet a beat's.
+        self.verdict_passed.next = (self.verdict.val().status == self.status_ok.val())
+            && (self.verdict.val().length != self.zero_32.val());
+        self.start_refused.next =
+            !self.active.q.val() && self.verdict_valid.val() && !self.verdict_passed.val();
+        self.moving.next = self.active.q.val() && !self.dropping.q.val();
         self.beat_write.next = self.current_write.q.val();
         self.beat_context.next = self.current_context.q.val();
         self.beat_page.next = self.current_page.q.val();
@@ -213,13 +218,6 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.beat_remaining.next = self.remaining.q.val();
         if self.active.q.val() && self.page_from_queue.q.val() {
             self.beat_page.next = self.page.val();
-        }
-        if !self.active.q.val() {
-            self.beat_write.next = self.verdict.val().write;
-            self.beat_context.next = self.verdict.val().context;
-            self.beat_page.next = self.verdict.val().first_page;
-            self.beat_offset.next = self.verdict.val().page_offset;
-            self.beat_remaining.next = self.verdict.val().length;
         }
         self.page_available.next =
             !(self.active.q.val() && self.page_from_queue.q.val()) || self.page_valid.val();
@@ -259,6 +257,9 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         }
         self.memory_request_context.next = self.beat_context.val();
         self.beat_done.next = self.memory_request_valid.val() && self.memory_request_ready.val();
+        self.start_accepted.next = self.verdict_valid.val()
+            && self.verdict_passed.val()
+            && (!self.active.q.val() || (self.beat_done.val() && self.last_beat.val()));
 
         // What a refused request left behind.
         self.drop_beat.next = self.active.q.val()
@@ -277,8 +278,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.page_ready.next =
             (self.beat_done.val() && self.active.q.val() && self.page_from_queue.q.val())
                 || self.drop_page.val();
-        self.verdict_ready.next = (self.starting.val() && self.beat_done.val())
-            || (self.start_refused.val() && self.record_ready.val());
+        self.verdict_ready.next =
+            self.start_accepted.val() || (self.start_refused.val() && self.record_ready.val());
 
         // One record per memory request, one per refused or empty request.
         self.record_valid.next =
@@ -290,6 +291,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.record.next.first_lane = self.first_lane.val();
         self.record.next.end_lane = self.end_lane.val();
         if self.start_refused.val() {
+            self.record.next.write = self.verdict.val().write;
             self.record.next.status = self.verdict.val().status;
             self.record.next.first_lane = self.zero_4.val();
             self.record.next.end_lane = self.zero_4.val();
@@ -309,6 +311,16 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.offset.d.next = self.next_offset.val();
             self.remaining.d.next = self.next_remaining.val();
             self.page_from_queue.d.next = self.crossing.val();
+        }
+        if self.start_accepted.val() {
+            self.active.d.next = true;
+            self.dropping.d.next = false;
+            self.current_write.d.next = self.verdict.val().write;
+            self.current_context.d.next = self.verdict.val().context;
+            self.current_page.d.next = self.verdict.val().first_page;
+            self.offset.d.next = self.verdict.val().page_offset;
+            self.remaining.d.next = self.verdict.val().length;
+            self.page_from_queue.d.next = false;
         }
         if self.start_refused.val() && self.record_ready.val() {
             // A refused write's data still arrives and is dropped; so are queued pages.
