@@ -163,12 +163,26 @@ pub struct Outcome {
 impl Outcome {
     /// Fits and meets its clock (as far as the flow could check).
     pub fn passed(&self) -> bool {
-        self.luts <= self.luts_available
-            && self.ffs <= self.ffs_available
-            && self.brams <= self.brams_available
-            && self.placed != Some(false)
-            && self.fmax_mhz.is_none_or(|fmax| fmax >= self.target_mhz)
-            && (self.placed.is_none() || self.fmax_mhz.is_some())
+        self.shortfall().is_none()
+    }
+
+    /// Why the build fails its gate, in words; `None` when it passes.
+    pub fn shortfall(&self) -> Option<String> {
+        if self.luts > self.luts_available
+            || self.ffs > self.ffs_available
+            || self.brams > self.brams_available
+            || self.placed == Some(false)
+        {
+            return Some("does not fit its FPGA".into());
+        }
+        match self.fmax_mhz {
+            Some(fmax) if fmax < self.target_mhz => Some(format!(
+                "misses its clock: {fmax} MHz of {} MHz",
+                self.target_mhz
+            )),
+            None if self.placed.is_some() => Some("placed, but nextpnr reported no clock".into()),
+            _ => None,
+        }
     }
 
     pub fn json(&self) -> Value {
@@ -362,12 +376,19 @@ mod tests {
             ..outcome()
         };
         assert!(!slow.passed());
+        assert_eq!(
+            slow.shortfall().as_deref(),
+            Some("misses its clock: 23.9 MHz of 24 MHz")
+        );
         let unplaced = Outcome {
             placed: Some(false),
             fmax_mhz: None,
             ..outcome()
         };
-        assert!(!unplaced.passed());
+        assert_eq!(
+            unplaced.shortfall().as_deref(),
+            Some("does not fit its FPGA")
+        );
         let too_big = Outcome {
             brams: 31,
             ..outcome()

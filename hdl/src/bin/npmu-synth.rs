@@ -41,14 +41,11 @@ fn main() -> ExitCode {
         Ok(outcome) => {
             print_table(&outcome);
             println!("{}", outcome.json());
-            if outcome.passed() {
-                ExitCode::SUCCESS
-            } else {
-                eprintln!(
-                    "npmu-synth: {} does not fit its FPGA or misses its {} MHz clock",
-                    outcome.board, outcome.target_mhz
-                );
+            if let Some(shortfall) = outcome.shortfall() {
+                eprintln!("npmu-synth: {} {shortfall}", outcome.board);
                 ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
             }
         }
         Err(error) => {
