@@ -442,6 +442,50 @@ mod tests {
     }
 
     #[test]
+    fn one_beat_requests_move_one_a_clock_and_a_refused_one_waits_its_turn() {
+        let mut mover = SmallMover::new(&Config::ICE40);
+        mover.connect_all();
+        let clock = |mover: &mut SmallMover, level| mover.clock.next = Clock { clk: level };
+        let mut verdicts: VecDeque<Verdict> = VecDeque::from([
+            verdict(0, false, 0, 4, 0),
+            verdict(0, false, 4, 4, 0),
+            verdict(0, false, 8, 4, 0),
+            verdict(3, false, 0, 4, 0),
+            verdict(0, false, 12, 2, 0),
+        ]);
+        let (mut request_clocks, mut records) = (vec![], vec![]);
+        for now in 0..20 {
+            mover.verdict_valid.next = !verdicts.is_empty();
+            mover.verdict.next = verdicts.front().copied().unwrap_or_default();
+            mover.page_valid.next = false;
+            mover.write_data_valid.next = false;
+            mover.memory_request_ready.next = true;
+            mover.record_ready.next = true;
+            settle(&mut mover);
+            if mover.verdict_ready.val() && mover.verdict_valid.val() {
+                verdicts.pop_front();
+            }
+            if mover.memory_request_valid.val() {
+                request_clocks.push(now);
+            }
+            if mover.record_valid.val() {
+                records.push((
+                    mover.record.val().immediate,
+                    mover.record.val().status.to_u64(),
+                ));
+            }
+            cycle(&mut mover, clock);
+        }
+        // Taken at clock 0, the first beat at 1, then one a clock.
+        assert_eq!(request_clocks[..3], [1, 2, 3]);
+        assert_eq!(request_clocks.len(), 4);
+        assert_eq!(
+            records,
+            vec![(false, 0), (false, 0), (false, 0), (true, 3), (false, 0)]
+        );
+    }
+
+    #[test]
     fn a_write_across_a_page_follows_the_queued_page_with_partial_lanes() {
         let (requests, records, beats, pages) = run(verdict(0, true, 1022, 10, 1), &[9], 3);
         assert_eq!(
