@@ -178,18 +178,10 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         board.target_mhz
     ));
     let report = "nextpnr-report.json";
-    let placed = match board.family {
-        Family::Ice40 => "placed.asc",
-        _ => "placed.config",
+    let (placed, pins) = match board.family {
+        Family::Ice40 => ("placed.asc", format!("{}.pcf", board.name)),
+        _ => ("placed.config", format!("{}.lpf", board.name)),
     };
-    let pins = format!(
-        "{}.{}",
-        board.name,
-        match board.family {
-            Family::Ice40 => "pcf",
-            _ => "lpf",
-        }
-    );
     copy(&constraints.join(&pins), &directory.join(&pins))?;
     let mut nextpnr = Command::new(place_and_route);
     nextpnr
