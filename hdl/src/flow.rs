@@ -177,7 +177,7 @@ impl Outcome {
         }
         match self.fmax_mhz {
             Some(fmax) if fmax < self.target_mhz => Some(format!(
-                "misses its clock: {fmax} MHz of {} MHz",
+                "misses its clock: {fmax:.2} MHz of {} MHz",
                 self.target_mhz
             )),
             None if self.placed.is_some() => Some("placed, but nextpnr reported no clock".into()),
@@ -378,7 +378,7 @@ mod tests {
         assert!(!slow.passed());
         assert_eq!(
             slow.shortfall().as_deref(),
-            Some("misses its clock: 23.9 MHz of 24 MHz")
+            Some("misses its clock: 23.90 MHz of 24 MHz")
         );
         let unplaced = Outcome {
             placed: Some(false),
