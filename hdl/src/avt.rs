@@ -5,17 +5,25 @@
 //! address and a length. It moves through three stages, one request or one page a clock:
 //!
 //! 1. *Accept*: the request is taken and its context is read from the context table.
-//! 2. *Check*: the checks run in the order of [`npmu_abi::Fault`], first failure wins;
-//!    a request that passes then looks up one translation entry per page it spans, one a
-//!    clock, holding the request port meanwhile.
-//! 3. *Translate*: each entry is checked valid. The first page's physical page goes into
-//!    the request's verdict, later pages into the page queue. After the last page the
-//!    verdict (status, first page, offset, length, pages queued) enters the verdict queue.
+//!    What needs the request alone is worked out on the way in: the pages it spans, and
+//!    whether it is too long or names a context the table does not have.
+//! 2. *Check*: the checks run in the order of [`npmu_abi::Fault`], first failure wins.
+//!    Meanwhile the stage reads one translation entry per page the request spans, one a
+//!    clock, holding the request port; a request that faults walks its pages too, but
+//!    reads nothing it uses.
+//! 3. *Translate*: each entry of a request that passed is checked valid. The first page's
+//!    physical page goes into the request's verdict, later pages into the page queue.
+//!    After the last page the verdict (status, first page, offset, length, pages queued)
+//!    enters the verdict queue.
 //!
 //! A verdict is only issued once every page of the request is translated, so the data
 //! mover never touches persistent memory for a request that faults on any page.
 //! Latency: a request accepted at clock 0 has its verdict at the head of the verdict queue
-//! at clock 3.
+//! at clock 3, and its outcome on the outcome port at clock 3.
+//!
+//! For the clock: the request port's ready depends on registers alone (a page counter
+//! and the queues' fill), never on the context, so the long bounds arithmetic of the
+//! check stage ends in registers instead of running on into whoever drives the port.
 
 use crate::block_ram_fifo::BlockRamFifo;
 use crate::fifo::Fifo;
@@ -39,6 +47,12 @@ pub struct ContextEntry {
     /// At most the number of translation entries, so one bit wider than an entry index.
     pub pages: Bits<{ ENTRY_INDEX_BITS + 1 }>,
     pub first_entry: Bits<ENTRY_INDEX_BITS>,
+    /// `first_entry` less the base's page number (modulo 2^16), worked out when the context
+    /// is registered: a page's entry is then one addition away from its page number.
+    pub entry_bias: Bits<ENTRY_INDEX_BITS>,
+    /// One past the context's last byte, `base + (pages << page_shift)`, worked out when the
+    /// context is registered. 65 bits wide: a context may end at 2^64 exactly.
+    pub end: Bits<65>,
 }
 
 /// One translation table entry.
@@ -62,13 +76,17 @@ pub struct Verdict {
     pub length: Bits<LENGTH_BITS>,
     /// Pages this request put in the page queue (all but the first, or fewer on a fault).
     pub queued_pages: Bits<16>,
+    /// The request passed and has bytes to move: status 0 and a length above 0, decided
+    /// here so that the data mover does not compare them in the clock it starts.
+    pub moves: bool,
 }
 
 #[derive(LogicBlock)]
 pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     pub clock: Signal<In, Clock>,
     pub reset: Signal<In, bool>,
-    /// Take no new requests (a programming command is waiting for the pipeline to drain).
+    /// Take no new requests (a programming command is waiting for the pipeline to drain);
+    /// the context table's read port is the programming engine's meanwhile.
     pub hold: Signal<In, bool>,
 
     pub request_valid: Signal<In, bool>,
@@ -88,7 +106,7 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     pub page_ready: Signal<In, bool>,
     pub page: Signal<Out, Bits<PAGE_NUMBER_BITS>>,
 
-    /// Every request's outcome, in the clock its verdict is issued.
+    /// Every request's outcome, one clock after its verdict enters the verdict queue.
     pub outcome_valid: Signal<Out, bool>,
     pub outcome_status: Signal<Out, Bits<STATUS_BITS>>,
     pub outcome_write: Signal<Out, bool>,
@@ -125,18 +143,24 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     check_initiator: DFF<Bits<INITIATOR_BITS>>,
     check_address: DFF<Bits<64>>,
     check_length: DFF<Bits<LENGTH_BITS>>,
-    /// Pages of this request already looked up.
-    check_page_counter: DFF<Bits<16>>,
-    check_fault: Signal<Local, Bits<4>>,
-    context_bytes: Signal<Local, Bits<64>>,
-    check_length_wide: Signal<Local, Bits<64>>,
-    check_offset: Signal<Local, Bits<64>>,
-    check_page_offset: Signal<Local, Bits<64>>,
-    spanned_pages: Signal<Local, Bits<64>>,
-    request_pages: Signal<Local, Bits<16>>,
-    check_lookup: Signal<Local, bool>,
+    /// One past the request's last byte; 65 bits wide, so the sum cannot wrap.
+    check_end: DFF<Bits<65>>,
+    check_too_long: DFF<bool>,
+    check_context_exists: DFF<bool>,
+    check_empty: DFF<bool>,
+    check_page_offset: DFF<Bits<16>>,
+    /// Low bits of the network virtual page being looked up.
+    check_page: DFF<Bits<16>>,
+    /// Pages of this request still to look up after this one.
+    check_pages_left: DFF<Bits<16>>,
+    /// This is the request's first page.
+    check_first: DFF<bool>,
+    below_base: Signal<Local, bool>,
+    past_end: Signal<Local, bool>,
     check_last: Signal<Local, bool>,
     entry_index: Signal<Local, Bits<16>>,
+    request_page_offset: Signal<Local, Bits<64>>,
+    request_last_page: Signal<Local, Bits<64>>,
     takes_request: Signal<Local, bool>,
     accept: Signal<Local, bool>,
     advance: Signal<Local, bool>,
@@ -144,8 +168,20 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     // Translate stage: the page whose entry the translation table is presenting.
     translate_valid: DFF<bool>,
     translate_last: DFF<bool>,
-    translate_lookup: DFF<bool>,
-    translate_fault: DFF<Bits<STATUS_BITS>>,
+    // What each check found, ranked here in fault order.
+    translate_too_long: DFF<bool>,
+    translate_no_context: DFF<bool>,
+    translate_context_invalid: DFF<bool>,
+    translate_key_mismatch: DFF<bool>,
+    translate_initiator_refused: DFF<bool>,
+    translate_permission_denied: DFF<bool>,
+    translate_out_of_bounds: DFF<bool>,
+    translate_empty: DFF<bool>,
+    /// The request's first page: it never goes into the page queue.
+    translate_first: DFF<bool>,
+    translate_fault: Signal<Local, Bits<STATUS_BITS>>,
+    /// The request passed its checks and has bytes: its entries count.
+    translate_lookup: Signal<Local, bool>,
     translate_write: DFF<bool>,
     translate_context: DFF<Bits<CONTEXT_ID_BITS>>,
     translate_initiator: DFF<Bits<INITIATOR_BITS>>,
@@ -161,6 +197,13 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     queues_page: Signal<Local, bool>,
     missing_now: Signal<Local, bool>,
     stall: Signal<Local, bool>,
+    outcome_issued: DFF<bool>,
+    outcome_status_held: DFF<Bits<STATUS_BITS>>,
+    outcome_write_held: DFF<bool>,
+    outcome_context_held: DFF<Bits<CONTEXT_ID_BITS>>,
+    outcome_initiator_held: DFF<Bits<INITIATOR_BITS>>,
+    outcome_address_held: DFF<Bits<64>>,
+    outcome_length_held: DFF<Bits<LENGTH_BITS>>,
 
     max_request_bytes: Constant<Bits<32>>,
     contexts: Constant<Bits<32>>,
@@ -240,24 +283,36 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             check_initiator: Default::default(),
             check_address: Default::default(),
             check_length: Default::default(),
-            check_page_counter: Default::default(),
-            check_fault: Default::default(),
-            context_bytes: Default::default(),
-            check_length_wide: Default::default(),
-            check_offset: Default::default(),
+            check_end: Default::default(),
+            check_too_long: Default::default(),
+            check_context_exists: Default::default(),
+            check_empty: Default::default(),
             check_page_offset: Default::default(),
-            spanned_pages: Default::default(),
-            request_pages: Default::default(),
-            check_lookup: Default::default(),
+            check_page: Default::default(),
+            check_pages_left: Default::default(),
+            check_first: Default::default(),
+            below_base: Default::default(),
+            past_end: Default::default(),
             check_last: Default::default(),
             entry_index: Default::default(),
+            request_page_offset: Default::default(),
+            request_last_page: Default::default(),
             takes_request: Default::default(),
             accept: Default::default(),
             advance: Default::default(),
             translate_valid: Default::default(),
             translate_last: Default::default(),
-            translate_lookup: Default::default(),
+            translate_too_long: Default::default(),
+            translate_no_context: Default::default(),
+            translate_context_invalid: Default::default(),
+            translate_key_mismatch: Default::default(),
+            translate_initiator_refused: Default::default(),
+            translate_permission_denied: Default::default(),
+            translate_out_of_bounds: Default::default(),
+            translate_empty: Default::default(),
+            translate_first: Default::default(),
             translate_fault: Default::default(),
+            translate_lookup: Default::default(),
             translate_write: Default::default(),
             translate_context: Default::default(),
             translate_initiator: Default::default(),
@@ -272,6 +327,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             queues_page: Default::default(),
             missing_now: Default::default(),
             stall: Default::default(),
+            outcome_issued: Default::default(),
+            outcome_status_held: Default::default(),
+            outcome_write_held: Default::default(),
+            outcome_context_held: Default::default(),
+            outcome_initiator_held: Default::default(),
+            outcome_address_held: Default::default(),
+            outcome_length_held: Default::default(),
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             contexts: Constant::new(u64::from(config.contexts).into()),
             page_shift: Constant::new(u64::from(config.page_shift).into()),
@@ -310,11 +372,25 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             check_initiator,
             check_address,
             check_length,
-            check_page_counter,
+            check_end,
+            check_too_long,
+            check_context_exists,
+            check_empty,
+            check_page_offset,
+            check_page,
+            check_pages_left,
+            check_first,
             translate_valid,
             translate_last,
-            translate_lookup,
-            translate_fault,
+            translate_too_long,
+            translate_no_context,
+            translate_context_invalid,
+            translate_key_mismatch,
+            translate_initiator_refused,
+            translate_permission_denied,
+            translate_out_of_bounds,
+            translate_empty,
+            translate_first,
             translate_write,
             translate_context,
             translate_initiator,
@@ -324,78 +400,70 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             have_first_page,
             first_page,
             page_missing,
-            queued_pages
+            queued_pages,
+            outcome_issued,
+            outcome_status_held,
+            outcome_write_held,
+            outcome_context_held,
+            outcome_initiator_held,
+            outcome_address_held,
+            outcome_length_held
         );
         clock!(self, clock, context_table, entry_table, verdicts, pages);
         self.verdicts.reset.next = self.reset.val();
         self.pages.reset.next = self.reset.val();
 
-        // Check stage: the checks, one condition at a time, in the order of the fault codes.
-        self.context_bytes.next =
-            bit_cast::<64, 17>(self.context_table.read_data.val().pages) << self.page_shift.val();
-        self.check_length_wide.next = bit_cast::<64, 32>(self.check_length.q.val());
-        self.check_offset.next =
-            self.check_address.q.val() - self.context_table.read_data.val().base;
-        self.check_fault.next = self.status_ok.val();
-        if self.check_length.q.val() > self.max_request_bytes.val() {
-            self.check_fault.next = self.request_too_long.val();
-        } else if bit_cast::<32, 16>(self.check_context.q.val()) >= self.contexts.val() {
-            self.check_fault.next = self.no_such_context.val();
-        } else if !self.context_table.read_data.val().valid {
-            self.check_fault.next = self.context_invalid.val();
-        } else if self.check_key.q.val() != self.context_table.read_data.val().key {
-            self.check_fault.next = self.key_mismatch.val();
-        } else if !self.context_table.read_data.val().any_initiator
-            && self.check_initiator.q.val() != self.context_table.read_data.val().initiator
-        {
-            self.check_fault.next = self.initiator_not_allowed.val();
-        } else if self.check_write.q.val() && !self.context_table.read_data.val().write {
-            self.check_fault.next = self.permission_denied.val();
-        } else if !self.check_write.q.val() && !self.context_table.read_data.val().read {
-            self.check_fault.next = self.permission_denied.val();
-        } else if self.check_address.q.val() < self.context_table.read_data.val().base {
-            self.check_fault.next = self.out_of_bounds.val();
-        } else if self.check_length_wide.val() > self.context_bytes.val() {
-            self.check_fault.next = self.out_of_bounds.val();
-        } else if self.check_offset.val() > self.context_bytes.val() - self.check_length_wide.val()
-        {
-            self.check_fault.next = self.out_of_bounds.val();
-        }
+        // Check stage: each check on its own, into the translate stage's registers; the
+        // translate stage ranks what they found in fault order. The bounds compare the
+        // request's first byte with the context's and one past the request's last byte with
+        // the context's end, both sums taken 65 bits wide where nothing wraps; an address
+        // near 2^64 with any length therefore lands past the end, never back inside.
+        self.below_base.next = self.check_address.q.val() < self.context_table.read_data.val().base;
+        self.past_end.next = self.check_end.q.val() > self.context_table.read_data.val().end;
 
-        // Pages the request spans and the entry of the next one to look up.
-        self.check_page_offset.next = self.check_address.q.val() & self.page_offset_mask.val();
-        self.spanned_pages.next = ((self.check_page_offset.val() + self.check_length_wide.val()
-            - self.one_64.val())
-            >> self.page_shift.val())
-            + self.one_64.val();
-        self.request_pages.next = self.zero_16.val();
-        if self.check_length.q.val() != self.zero_32.val() {
-            self.request_pages.next = self.spanned_pages.val().get_bits::<16>(0);
-        }
-        self.entry_index.next = self.context_table.read_data.val().first_entry
-            + self
-                .check_offset
-                .val()
-                .get_bits::<16>(self.page_shift.val().index())
-            + self.check_page_counter.q.val();
-        self.check_lookup.next = (self.check_fault.val() == self.status_ok.val())
-            && (self.request_pages.val() != self.zero_16.val());
-        self.check_last.next = !self.check_lookup.val()
-            || (self.check_page_counter.q.val() + self.one_16.val() == self.request_pages.val());
+        // The entry of the page being looked up. Bases are page aligned, so the page's
+        // index in its context is its virtual page less the base's, with no borrow from
+        // the offset within the page.
+        self.entry_index.next =
+            self.context_table.read_data.val().entry_bias + self.check_page.q.val();
+        self.check_last.next = self.check_pages_left.q.val() == self.zero_16.val();
 
-        // Translate stage.
+        // Translate stage: the first failed check, in the order of the fault codes.
+        self.translate_fault.next = self.status_ok.val();
+        if self.translate_too_long.q.val() {
+            self.translate_fault.next = self.request_too_long.val();
+        } else if self.translate_no_context.q.val() {
+            self.translate_fault.next = self.no_such_context.val();
+        } else if self.translate_context_invalid.q.val() {
+            self.translate_fault.next = self.context_invalid.val();
+        } else if self.translate_key_mismatch.q.val() {
+            self.translate_fault.next = self.key_mismatch.val();
+        } else if self.translate_initiator_refused.q.val() {
+            self.translate_fault.next = self.initiator_not_allowed.val();
+        } else if self.translate_permission_denied.q.val() {
+            self.translate_fault.next = self.permission_denied.val();
+        } else if self.translate_out_of_bounds.q.val() {
+            self.translate_fault.next = self.out_of_bounds.val();
+        }
+        self.translate_lookup.next =
+            (self.translate_fault.val() == self.status_ok.val()) && !self.translate_empty.q.val();
+
         self.missing_now.next =
-            self.translate_lookup.q.val() && !self.entry_table.read_data.val().valid;
-        self.takes_first_page.next = self.translate_lookup.q.val()
+            self.translate_lookup.val() && !self.entry_table.read_data.val().valid;
+        self.takes_first_page.next = self.translate_lookup.val()
             && self.entry_table.read_data.val().valid
             && !self.page_missing.q.val()
             && !self.have_first_page.q.val();
-        self.queues_page.next = self.translate_lookup.q.val()
+        self.queues_page.next = self.translate_lookup.val()
             && self.entry_table.read_data.val().valid
             && !self.page_missing.q.val()
             && self.have_first_page.q.val();
+        // Waits for room wherever a page might be queued, whether or not its entry turns
+        // out valid, so that the wait does not hang off the translation table's output.
         self.stall.next = self.translate_valid.q.val()
-            && ((self.queues_page.val() && !self.pages.push_ready.val())
+            && ((self.translate_lookup.val()
+                && !self.translate_first.q.val()
+                && !self.pages.push_ready.val())
                 || (self.translate_last.q.val() && !self.verdicts.push_ready.val()));
 
         self.pages.push_valid.next =
@@ -404,8 +472,8 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 
         self.verdicts.push_valid.next =
             self.translate_valid.q.val() && self.translate_last.q.val() && !self.stall.val();
-        self.verdicts.push_data.next.status = self.translate_fault.q.val();
-        if (self.translate_fault.q.val() == self.status_ok.val())
+        self.verdicts.push_data.next.status = self.translate_fault.val();
+        if (self.translate_fault.val() == self.status_ok.val())
             && (self.page_missing.q.val() || self.missing_now.val())
         {
             self.verdicts.push_data.next.status = self.page_not_mapped.val();
@@ -418,19 +486,29 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         }
         self.verdicts.push_data.next.page_offset = self.translate_page_offset.q.val();
         self.verdicts.push_data.next.length = self.translate_length.q.val();
+        self.verdicts.push_data.next.moves =
+            self.translate_lookup.val() && !self.page_missing.q.val() && !self.missing_now.val();
         self.verdicts.push_data.next.queued_pages = self.queued_pages.q.val();
         if self.queues_page.val() {
             self.verdicts.push_data.next.queued_pages =
                 self.queued_pages.q.val() + self.one_16.val();
         }
 
-        self.outcome_valid.next = self.verdicts.push_valid.val();
-        self.outcome_status.next = self.verdicts.push_data.val().status;
-        self.outcome_write.next = self.translate_write.q.val();
-        self.outcome_context.next = self.translate_context.q.val();
-        self.outcome_initiator.next = self.translate_initiator.q.val();
-        self.outcome_address.next = self.translate_address.q.val();
-        self.outcome_length.next = self.translate_length.q.val();
+        // The outcome leaves through registers: the status counters it feeds are many.
+        self.outcome_issued.d.next = self.verdicts.push_valid.val();
+        self.outcome_status_held.d.next = self.verdicts.push_data.val().status;
+        self.outcome_write_held.d.next = self.translate_write.q.val();
+        self.outcome_context_held.d.next = self.translate_context.q.val();
+        self.outcome_initiator_held.d.next = self.translate_initiator.q.val();
+        self.outcome_address_held.d.next = self.translate_address.q.val();
+        self.outcome_length_held.d.next = self.translate_length.q.val();
+        self.outcome_valid.next = self.outcome_issued.q.val();
+        self.outcome_status.next = self.outcome_status_held.q.val();
+        self.outcome_write.next = self.outcome_write_held.q.val();
+        self.outcome_context.next = self.outcome_context_held.q.val();
+        self.outcome_initiator.next = self.outcome_initiator_held.q.val();
+        self.outcome_address.next = self.outcome_address_held.q.val();
+        self.outcome_length.next = self.outcome_length_held.q.val();
 
         if self.translate_valid.q.val() && !self.stall.val() {
             if self.translate_last.q.val() {
@@ -451,8 +529,8 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             }
         }
 
-        // The check stage hands one page (or one refused request) a clock to the translate
-        // stage, and takes a new request when it hands over its last.
+        // The check stage hands one page a clock to the translate stage, and takes a new
+        // request when it hands over its last.
         self.advance.next = self.check_valid.q.val() && !self.stall.val();
         self.takes_request.next = !self.hold.val()
             && !self.reset.val()
@@ -463,21 +541,44 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         if !self.stall.val() {
             self.translate_valid.d.next = self.check_valid.q.val();
             self.translate_last.d.next = self.check_last.val();
-            self.translate_lookup.d.next = self.check_lookup.val();
-            self.translate_fault.d.next = self.check_fault.val();
+            self.translate_too_long.d.next = self.check_too_long.q.val();
+            self.translate_no_context.d.next = !self.check_context_exists.q.val();
+            self.translate_context_invalid.d.next = !self.context_table.read_data.val().valid;
+            self.translate_key_mismatch.d.next =
+                self.check_key.q.val() != self.context_table.read_data.val().key;
+            self.translate_initiator_refused.d.next =
+                !self.context_table.read_data.val().any_initiator
+                    && (self.check_initiator.q.val()
+                        != self.context_table.read_data.val().initiator);
+            self.translate_permission_denied.d.next = (self.check_write.q.val()
+                && !self.context_table.read_data.val().write)
+                || (!self.check_write.q.val() && !self.context_table.read_data.val().read);
+            self.translate_out_of_bounds.d.next = self.below_base.val() || self.past_end.val();
+            self.translate_empty.d.next = self.check_empty.q.val();
+            self.translate_first.d.next = self.check_first.q.val();
             self.translate_write.d.next = self.check_write.q.val();
             self.translate_context.d.next = self.check_context.q.val();
             self.translate_initiator.d.next = self.check_initiator.q.val();
             self.translate_address.d.next = self.check_address.q.val();
             self.translate_length.d.next = self.check_length.q.val();
-            self.translate_page_offset.d.next = self.check_page_offset.val().get_bits::<16>(0);
+            self.translate_page_offset.d.next = self.check_page_offset.q.val();
         }
         if self.advance.val() {
-            self.check_page_counter.d.next = self.check_page_counter.q.val() + self.one_16.val();
+            self.check_page.d.next = self.check_page.q.val() + self.one_16.val();
+            self.check_pages_left.d.next = self.check_pages_left.q.val() - self.one_16.val();
+            self.check_first.d.next = false;
             if self.check_last.val() {
                 self.check_valid.d.next = false;
             }
         }
+
+        // Accept: what the request alone decides. The index of its last page counts from
+        // its first; a request that is empty or too long walks one page and reads nothing.
+        self.request_page_offset.next = self.request_address.val() & self.page_offset_mask.val();
+        self.request_last_page.next = (self.request_page_offset.val()
+            + bit_cast::<64, 32>(self.request_length.val())
+            - self.one_64.val())
+            >> self.page_shift.val();
         if self.accept.val() {
             self.check_valid.d.next = true;
             self.check_write.d.next = self.request_write.val();
@@ -486,15 +587,33 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             self.check_initiator.d.next = self.request_initiator.val();
             self.check_address.d.next = self.request_address.val();
             self.check_length.d.next = self.request_length.val();
-            self.check_page_counter.d.next = self.zero_16.val();
+            self.check_end.d.next = bit_cast::<65, 64>(self.request_address.val())
+                + bit_cast::<65, 32>(self.request_length.val());
+            self.check_too_long.d.next = self.request_length.val() > self.max_request_bytes.val();
+            self.check_context_exists.d.next =
+                bit_cast::<32, 16>(self.request_context.val()) < self.contexts.val();
+            self.check_empty.d.next = self.request_length.val() == self.zero_32.val();
+            self.check_page_offset.d.next = self.request_page_offset.val().get_bits::<16>(0);
+            self.check_page.d.next = self
+                .request_address
+                .val()
+                .get_bits::<16>(self.page_shift.val().index());
+            self.check_pages_left.d.next = self.request_last_page.val().get_bits::<16>(0);
+            if (self.request_length.val() == self.zero_32.val())
+                || (self.request_length.val() > self.max_request_bytes.val())
+            {
+                self.check_pages_left.d.next = self.zero_16.val();
+            }
+            self.check_first.d.next = true;
         }
 
         // Table ports: the pipeline reads while it runs, the programming engine while the
-        // pipeline is empty.
+        // pipeline is empty. Which of them drives the address follows from registers (the
+        // hold, the check stage's occupancy), not from the engine's decoded state.
         self.context_table.read_enable.next = self.accept.val() || self.context_read_enable.val();
         self.context_table.read_address.next =
             self.request_context.val().get_bits::<CONTEXT_TABLE_BITS>(0);
-        if self.context_read_enable.val() {
+        if self.hold.val() {
             self.context_table.read_address.next = self.context_read_index.val();
         }
         self.context_read_data.next = self.context_table.read_data.val();
@@ -502,10 +621,9 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         self.context_table.write_address.next = self.context_write_index.val();
         self.context_table.write_data.next = self.context_write_data.val();
 
-        self.entry_table.read_enable.next =
-            (self.advance.val() && self.check_lookup.val()) || self.entry_read_enable.val();
+        self.entry_table.read_enable.next = self.advance.val() || self.entry_read_enable.val();
         self.entry_table.read_address.next = self.entry_index.val().get_bits::<ENTRY_TABLE_BITS>(0);
-        if self.entry_read_enable.val() {
+        if !self.check_valid.q.val() {
             self.entry_table.read_address.next = self.entry_read_index.val();
         }
         self.entry_read_data.next = self.entry_table.read_data.val();
@@ -526,6 +644,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             self.have_first_page.d.next = false;
             self.page_missing.d.next = false;
             self.queued_pages.d.next = self.zero_16.val();
+            self.outcome_issued.d.next = false;
         }
     }
 }
@@ -577,6 +696,18 @@ mod tests {
                 base: context.base.into(),
                 pages: u64::from(context.pages).into(),
                 first_entry: u64::from(context.first_entry).into(),
+                entry_bias: u64::from(
+                    context
+                        .first_entry
+                        .wrapping_sub((context.base >> CONFIG.page_shift) as u32)
+                        & 0xffff,
+                )
+                .into(),
+                end: {
+                    let end =
+                        u128::from(context.base) + (u128::from(context.pages) << CONFIG.page_shift);
+                    Bits::<65>::from(end as u64).replace_bit(64, end >> 64 != 0)
+                },
             };
             cycle(avt, clock);
         }
@@ -695,6 +826,7 @@ mod tests {
                 faults_seen.insert(status);
                 assert_eq!(verdict.write, request.operation == Operation::Write);
                 assert_eq!(verdict.length.to_u64(), u64::from(request.length));
+                assert_eq!(verdict.moves, status == 0 && request.length > 0);
                 if let Ok(segments) = outcome {
                     if let Some(first) = segments.first() {
                         assert_eq!(
@@ -776,20 +908,33 @@ mod tests {
             length: (pages * CONFIG.page_bytes()) as u32 - 32,
         };
         assert_eq!(model.translate(&request).unwrap().len() as u64, pages);
+        timeline_of(&model, &request, 0, count)
+    }
+
+    /// Accepts `count` copies of `request`, each of whose verdicts must carry `status`.
+    fn timeline_of(
+        model: &NetworkInterface,
+        request: &Request,
+        status: u64,
+        count: usize,
+    ) -> (Vec<usize>, Vec<usize>) {
         let mut avt = SmallAvt::new(&CONFIG);
         avt.connect_all();
-        load_tables(&mut avt, &model);
+        load_tables(&mut avt, model);
         let (mut accepted, mut verdicts) = (vec![], vec![]);
         for now in 0..count * 10 {
             idle_inputs(&mut avt);
             if accepted.len() < count {
-                drive_request(&mut avt, &request);
+                drive_request(&mut avt, request);
             }
             avt.verdict_ready.next = true;
             avt.page_ready.next = true;
             settle(&mut avt);
             if avt.verdict_valid.val() {
-                assert_eq!(avt.verdict.val().status.to_u64(), 0);
+                assert_eq!(avt.verdict.val().status.to_u64(), status);
+                if status != 0 {
+                    assert_eq!(avt.verdict.val().queued_pages.to_u64(), 0, "nothing queued");
+                }
                 verdicts.push(now);
             }
             if avt.request_valid.val() && avt.request_ready.val() {
@@ -817,5 +962,39 @@ mod tests {
         let (accepted, verdicts) = timeline(3, 4);
         assert_eq!(accepted, vec![0, 3, 6, 9]);
         assert_eq!(verdicts, vec![5, 8, 11, 14]);
+    }
+
+    #[test]
+    fn a_refused_request_walks_its_pages_and_a_too_long_one_takes_one_clock() {
+        let (model, key) = mapped_model();
+        let wrong_key = Request {
+            operation: Operation::Write,
+            context: 0,
+            key: key ^ 1,
+            initiator: 0,
+            address: 0x100000 + 16,
+            length: 3 * CONFIG.page_bytes() as u32 - 32,
+        };
+        let (accepted, verdicts) =
+            timeline_of(&model, &wrong_key, u64::from(Fault::KeyMismatch.code()), 4);
+        assert_eq!(
+            accepted,
+            vec![0, 3, 6, 9],
+            "the port is held a clock a page"
+        );
+        assert_eq!(verdicts, vec![5, 8, 11, 14]);
+
+        let too_long = Request {
+            length: CONFIG.max_request_bytes + 1,
+            ..wrong_key
+        };
+        let (accepted, verdicts) = timeline_of(
+            &model,
+            &too_long,
+            u64::from(Fault::RequestTooLong.code()),
+            4,
+        );
+        assert_eq!(accepted, vec![0, 1, 2, 3], "its length is never walked");
+        assert_eq!(verdicts, vec![3, 4, 5, 6]);
     }
 }

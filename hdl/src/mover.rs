@@ -81,6 +81,7 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     page_available: Signal<Local, bool>,
     first_lane: Signal<Local, Bits<4>>,
     room: Signal<Local, Bits<4>>,
+    four: Constant<Bits<32>>,
     last_beat: Signal<Local, bool>,
     beat_bytes: Signal<Local, Bits<4>>,
     end_lane: Signal<Local, Bits<4>>,
@@ -157,6 +158,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             page_available: Default::default(),
             first_lane: Default::default(),
             room: Default::default(),
+            four: Constant::new(4u64.into()),
             last_beat: Default::default(),
             beat_bytes: Default::default(),
             end_lane: Default::default(),
@@ -206,8 +208,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         // The next request is taken in the clock of the last beat, so one-beat requests still
         // move one a clock; a refused one waits for the mover to be idle, as its immediate
         // record must not meet a beat's.
-        self.verdict_passed.next = (self.verdict.val().status == self.status_ok.val())
-            && (self.verdict.val().length != self.zero_32.val());
+        self.verdict_passed.next = self.verdict.val().moves;
         self.start_refused.next =
             !self.active.q.val() && self.verdict_valid.val() && !self.verdict_passed.val();
         self.moving.next = self.active.q.val() && !self.dropping.q.val();
@@ -225,7 +226,11 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         // Which lanes the beat fills and where the next one starts.
         self.first_lane.next = self.beat_offset.val().get_bits::<4>(0) & self.lane_mask_4.val();
         self.room.next = self.data_bytes.val() - self.first_lane.val();
-        self.last_beat.next = self.beat_remaining.val() <= bit_cast::<32, 4>(self.room.val());
+        // The room is at most a beat (4 bits), so only the low 4 bits of what remains need a
+        // comparison; the rest need only be zero, a test that needs no 32-bit carry chain.
+        self.last_beat.next = ((self.beat_remaining.val() >> self.four.val())
+            == self.zero_32.val())
+            && (self.beat_remaining.val().get_bits::<4>(0) <= self.room.val());
         self.beat_bytes.next = self.room.val();
         if self.last_beat.val() {
             self.beat_bytes.next = self.beat_remaining.val().get_bits::<4>(0);
@@ -235,8 +240,9 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.next_offset.next =
             (self.aligned_offset.val() + self.data_bytes_16.val()) & self.page_offset_mask.val();
         self.crossing.next = self.next_offset.val() == self.zero_16.val();
-        self.next_remaining.next =
-            self.beat_remaining.val() - bit_cast::<32, 4>(self.beat_bytes.val());
+        // Counted as if the beat were full: after the last beat nothing reads it, and this
+        // keeps the subtraction off the last-beat comparison.
+        self.next_remaining.next = self.beat_remaining.val() - bit_cast::<32, 4>(self.room.val());
 
         // The memory request for a moving beat.
         self.memory_request_valid.next = self.moving.val()
@@ -438,6 +444,7 @@ mod tests {
             page_offset: page_offset.into(),
             length: length.into(),
             queued_pages: queued.into(),
+            moves: status == 0 && length > 0,
         }
     }
 

@@ -1,8 +1,9 @@
 //! The programming engine: runs the AVT commands the CSR bank starts, and clears both
 //! tables after reset.
 //!
-//! A command is checked first, in the order the golden model states; a refused command
-//! changes nothing. An accepted one waits until no accepted request is in flight (the AVT
+//! A command is checked first, in the order the golden model states, and the check's
+//! result is held a clock before it is acted on (the checks' wide arithmetic would
+//! otherwise run on into the CSR bank); a refused command changes nothing. An accepted one waits until no accepted request is in flight (the AVT
 //! takes no new requests meanwhile), then reads the table entry it needs, then writes or
 //! loads the staging registers. After reset the engine walks both tables writing invalid
 //! entries, one index a clock, before it takes commands or lets requests in.
@@ -20,6 +21,7 @@ pub enum EngineState {
     Initializing,
     Idle,
     Checking,
+    Deciding,
     Draining,
     Applying,
 }
@@ -89,6 +91,8 @@ pub struct ProgrammingEngine<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_
     entry_missing: Signal<Local, bool>,
     context_length: Signal<Local, Bits<64>>,
     check_result: Signal<Local, Bits<8>>,
+    base_page: Signal<Local, Bits<64>>,
+    checked: DFF<Bits<8>>,
     new_generation: Signal<Local, Bits<32>>,
 
     register_code: Constant<Bits<64>>,
@@ -193,6 +197,8 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             entry_missing: Default::default(),
             context_length: Default::default(),
             check_result: Default::default(),
+            base_page: Default::default(),
+            checked: Default::default(),
             new_generation: Default::default(),
             register_code: command_code(Command::RegisterContext),
             invalidate_code: command_code(Command::InvalidateContext),
@@ -242,7 +248,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, pending, walk_index);
+        dff_setup!(self, clock, state, pending, walk_index, checked);
 
         self.busy.next = self.state.q.val() != EngineState::Idle;
         self.initializing.next = self.state.q.val() == EngineState::Initializing;
@@ -287,6 +293,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         self.context_write_data.next.pages = self.pages.val().get_bits::<17>(0);
         self.context_write_data.next.first_entry =
             self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.context_length.next = bit_cast::<64, 32>(self.pages.val()) << self.page_shift.val();
+        self.context_write_data.next.end =
+            bit_cast::<65, 64>(self.base.val()) + bit_cast::<65, 64>(self.context_length.val());
+        self.base_page.next = self.base.val() >> self.page_shift.val();
+        self.context_write_data.next.entry_bias =
+            self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0)
+                - self.base_page.val().get_bits::<ENTRY_INDEX_BITS>(0);
 
         self.entry_write_data.next.valid = self
             .entry_value
@@ -319,7 +332,6 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         // The checks of each command, in the golden model's order.
         self.context_missing.next = self.context_id.val() >= self.contexts.val();
         self.entry_missing.next = self.entry_index.val() >= self.entries.val();
-        self.context_length.next = bit_cast::<64, 32>(self.pages.val()) << self.page_shift.val();
         self.check_result.next = self.ok.val();
         match self.pending.q.val() {
             EngineCommand::RegisterContext => {
@@ -414,9 +426,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
                 }
             }
             EngineState::Checking => {
-                if self.check_result.val() != self.ok.val() {
+                self.checked.d.next = self.check_result.val();
+                self.state.d.next = EngineState::Deciding;
+            }
+            EngineState::Deciding => {
+                if self.checked.q.val() != self.ok.val() {
                     self.done.next = true;
-                    self.result.next = self.check_result.val();
+                    self.result.next = self.checked.q.val();
                     self.state.d.next = EngineState::Idle;
                 } else {
                     self.state.d.next = EngineState::Draining;
