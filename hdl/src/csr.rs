@@ -1,8 +1,9 @@
 //! The CSR bank: the host's BAR0 register window (see `npmu_abi::registers`).
 //!
-//! MMIO requests are 64-bit reads and writes at byte offsets; a read answers on the
-//! response channel the clock after it is taken, and the bank takes no new request until
-//! that answer is taken. The bank holds the management lock, the staging registers the
+//! MMIO requests are 64-bit reads and writes at byte offsets. The bank takes a request
+//! into registers and carries it out the next clock (so its address decoding starts from
+//! flip-flops, not from whoever drives the port); a read answers on the response channel
+//! the clock after that, and the bank takes no new request until that answer is taken. The bank holds the management lock, the staging registers the
 //! programming engine works from, the request counters and the last-fault record.
 
 use crate::constants::{constant, offset, shift};
@@ -94,6 +95,10 @@ pub struct CsrBank {
     response_valid: DFF<bool>,
     response_data: DFF<Bits<64>>,
 
+    held: DFF<bool>,
+    held_write: DFF<bool>,
+    held_address: DFF<Bits<MMIO_ADDRESS_BITS>>,
+    held_data: DFF<Bits<64>>,
     taken: Signal<Local, bool>,
     writing: Signal<Local, bool>,
     reading: Signal<Local, bool>,
@@ -101,7 +106,7 @@ pub struct CsrBank {
     data: Signal<Local, Bits<64>>,
     programming_register: Signal<Local, bool>,
     read_value: Signal<Local, Bits<64>>,
-    count_hit: Signal<Local, bool>,
+    staging_write: Signal<Local, bool>,
     count_value: Signal<Local, Bits<32>>,
 
     status_offset: Constant<Bits<16>>,
@@ -215,6 +220,10 @@ impl CsrBank {
             fault_length: Default::default(),
             response_valid: Default::default(),
             response_data: Default::default(),
+            held: Default::default(),
+            held_write: Default::default(),
+            held_address: Default::default(),
+            held_data: Default::default(),
             taken: Default::default(),
             writing: Default::default(),
             reading: Default::default(),
@@ -222,7 +231,7 @@ impl CsrBank {
             data: Default::default(),
             programming_register: Default::default(),
             read_value: Default::default(),
-            count_hit: Default::default(),
+            staging_write: Default::default(),
             count_value: Default::default(),
             status_offset: offset(reg::STATUS),
             unlock_offset: offset(reg::MANAGEMENT_UNLOCK),
@@ -298,22 +307,32 @@ impl Logic for CsrBank {
             fault_address,
             fault_length,
             response_valid,
-            response_data
+            response_data,
+            held,
+            held_write,
+            held_address,
+            held_data
         );
         for index in 0..STATUSES {
             self.request_counts[index].clock.next = self.clock.val();
             self.request_counts[index].d.next = self.request_counts[index].q.val();
         }
 
-        self.mmio_request_ready.next = !self.response_valid.q.val() && !self.reset.val();
+        self.mmio_request_ready.next =
+            !self.held.q.val() && !self.response_valid.q.val() && !self.reset.val();
         self.mmio_response_valid.next = self.response_valid.q.val();
         self.mmio_response_data.next = self.response_data.q.val();
-        self.taken.next =
-            self.mmio_request_valid.val() && !self.response_valid.q.val() && !self.reset.val();
-        self.writing.next = self.taken.val() && self.mmio_request_write.val();
-        self.reading.next = self.taken.val() && !self.mmio_request_write.val();
-        self.address.next = self.mmio_request_address.val();
-        self.data.next = self.mmio_request_write_data.val();
+        self.held.d.next = self.mmio_request_valid.val() && self.mmio_request_ready.val();
+        if self.mmio_request_valid.val() && self.mmio_request_ready.val() {
+            self.held_write.d.next = self.mmio_request_write.val();
+            self.held_address.d.next = self.mmio_request_address.val();
+            self.held_data.d.next = self.mmio_request_write_data.val();
+        }
+        self.taken.next = self.held.q.val() && !self.reset.val();
+        self.writing.next = self.taken.val() && self.held_write.q.val();
+        self.reading.next = self.taken.val() && !self.held_write.q.val();
+        self.address.next = self.held_address.q.val();
+        self.data.next = self.held_data.q.val();
         self.programming_register.next = false;
         for index in 0..PROGRAMMING_REGISTERS {
             if self.address.val() == self.programming_offsets[index].val() {
@@ -331,70 +350,76 @@ impl Logic for CsrBank {
         self.entry_index.next = self.staged_entry_index.q.val();
         self.entry_value.next = self.staged_entry_value.q.val();
 
-        // Reads.
+        // Reads: each register's value, or zero, ORed together. Addresses are distinct, so
+        // at most one term is not zero, and the OR needs no priority between them.
         self.read_value.next = self.zero_64.val();
         for index in 0..CAPABILITIES {
             if self.address.val() == self.capability_offsets[index].val() {
-                self.read_value.next = self.capability_values[index].val();
+                self.read_value.next = self.read_value.val() | self.capability_values[index].val();
             }
         }
         if self.address.val() == self.status_offset.val() {
-            self.read_value.next = (bit_cast::<64, 1>(self.engine_initializing.val().into())
-                << self.initializing_shift.val())
+            self.read_value.next = self.read_value.val()
+                | (bit_cast::<64, 1>(self.engine_initializing.val().into())
+                    << self.initializing_shift.val())
                 | (bit_cast::<64, 1>(self.unlocked.q.val().into()) << self.unlocked_shift.val())
                 | (bit_cast::<64, 1>(self.engine_busy.val().into())
                     << self.command_busy_shift.val());
         }
         if self.address.val() == self.failed_unlocks_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.failed_unlocks.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.failed_unlocks.q.val());
         }
         if self.address.val() == self.refused_writes_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.refused_writes.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.refused_writes.q.val());
         }
         if self.address.val() == self.command_offset.val() {
-            self.read_value.next = bit_cast::<64, 8>(self.last_result.q.val())
+            self.read_value.next = self.read_value.val()
+                | bit_cast::<64, 8>(self.last_result.q.val())
                 | (bit_cast::<64, 1>(self.engine_busy.val().into()) << self.busy_shift.val())
                 | (bit_cast::<64, 1>(self.overrun.q.val().into()) << self.overrun_shift.val());
         }
         if self.address.val() == self.context_id_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.staged_context_id.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.staged_context_id.q.val());
         }
         if self.address.val() == self.key_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.staged_key.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.staged_key.q.val());
         }
         if self.address.val() == self.access_offset.val() {
-            self.read_value.next = self.staged_access.q.val();
+            self.read_value.next = self.read_value.val() | self.staged_access.q.val();
         }
         if self.address.val() == self.base_offset.val() {
-            self.read_value.next = self.staged_base.q.val();
+            self.read_value.next = self.read_value.val() | self.staged_base.q.val();
         }
         if self.address.val() == self.pages_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.staged_pages.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.staged_pages.q.val());
         }
         if self.address.val() == self.first_entry_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.staged_first_entry.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.staged_first_entry.q.val());
         }
         if self.address.val() == self.entry_index_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.staged_entry_index.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.staged_entry_index.q.val());
         }
         if self.address.val() == self.entry_value_offset.val() {
-            self.read_value.next = self.staged_entry_value.q.val();
+            self.read_value.next = self.read_value.val() | self.staged_entry_value.q.val();
         }
         // bit_cast cannot take a loop index, so the loop only selects.
-        self.count_hit.next = false;
         self.count_value.next = self.zero_32.val();
         for index in 0..STATUSES {
             if self.address.val() == self.count_offsets[index].val() {
-                self.count_hit.next = true;
-                self.count_value.next = self.request_counts[index].q.val();
+                self.count_value.next = self.count_value.val() | self.request_counts[index].q.val();
             }
         }
-        if self.count_hit.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.count_value.val());
-        }
+        self.read_value.next = self.read_value.val() | bit_cast::<64, 32>(self.count_value.val());
         if self.address.val() == self.last_fault_offset.val() {
-            self.read_value.next = (bit_cast::<64, 4>(self.fault_code.q.val())
-                << self.fault_code_shift.val())
+            self.read_value.next = self.read_value.val()
+                | (bit_cast::<64, 4>(self.fault_code.q.val()) << self.fault_code_shift.val())
                 | (bit_cast::<64, 1>(self.fault_write.q.val().into())
                     << self.fault_write_shift.val())
                 | (bit_cast::<64, 16>(self.fault_context.q.val())
@@ -405,10 +430,11 @@ impl Logic for CsrBank {
                     << self.fault_valid_shift.val());
         }
         if self.address.val() == self.last_fault_address_offset.val() {
-            self.read_value.next = self.fault_address.q.val();
+            self.read_value.next = self.read_value.val() | self.fault_address.q.val();
         }
         if self.address.val() == self.last_fault_length_offset.val() {
-            self.read_value.next = bit_cast::<64, 32>(self.fault_length.q.val());
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.fault_length.q.val());
         }
         if self.programming_register.val() && !self.unlocked.q.val() {
             self.read_value.next = self.zero_64.val();
@@ -421,33 +447,50 @@ impl Logic for CsrBank {
             self.response_data.d.next = self.read_value.val();
         }
 
-        // Writes to programming registers: refused while locked, dropped while busy.
+        // Writes to programming registers: refused while locked, dropped while busy. Each
+        // register's write is decided on its own (addresses are distinct), not down a chain.
         self.command_start.next = false;
-        if self.writing.val() && self.programming_register.val() {
-            if !self.unlocked.q.val() {
-                self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
-            } else if self.engine_busy.val() {
-                self.overrun.d.next = true;
-            } else if self.address.val() == self.command_offset.val() {
-                self.command_start.next = true;
-                self.overrun.d.next = false;
-            } else if self.address.val() == self.context_id_offset.val() {
-                self.staged_context_id.d.next = self.data.val().get_bits::<32>(0);
-            } else if self.address.val() == self.key_offset.val() {
-                self.staged_key.d.next = self.data.val().get_bits::<32>(0);
-            } else if self.address.val() == self.access_offset.val() {
-                self.staged_access.d.next = self.data.val();
-            } else if self.address.val() == self.base_offset.val() {
-                self.staged_base.d.next = self.data.val();
-            } else if self.address.val() == self.pages_offset.val() {
-                self.staged_pages.d.next = self.data.val().get_bits::<32>(0);
-            } else if self.address.val() == self.first_entry_offset.val() {
-                self.staged_first_entry.d.next = self.data.val().get_bits::<32>(0);
-            } else if self.address.val() == self.entry_index_offset.val() {
-                self.staged_entry_index.d.next = self.data.val().get_bits::<32>(0);
-            } else if self.address.val() == self.entry_value_offset.val() {
-                self.staged_entry_value.d.next = self.data.val();
-            }
+        self.staging_write.next = self.writing.val()
+            && self.programming_register.val()
+            && self.unlocked.q.val()
+            && !self.engine_busy.val();
+        if self.writing.val() && self.programming_register.val() && !self.unlocked.q.val() {
+            self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
+        }
+        if self.writing.val()
+            && self.programming_register.val()
+            && self.unlocked.q.val()
+            && self.engine_busy.val()
+        {
+            self.overrun.d.next = true;
+        }
+        if self.staging_write.val() && (self.address.val() == self.command_offset.val()) {
+            self.command_start.next = true;
+            self.overrun.d.next = false;
+        }
+        if self.staging_write.val() && (self.address.val() == self.context_id_offset.val()) {
+            self.staged_context_id.d.next = self.data.val().get_bits::<32>(0);
+        }
+        if self.staging_write.val() && (self.address.val() == self.key_offset.val()) {
+            self.staged_key.d.next = self.data.val().get_bits::<32>(0);
+        }
+        if self.staging_write.val() && (self.address.val() == self.access_offset.val()) {
+            self.staged_access.d.next = self.data.val();
+        }
+        if self.staging_write.val() && (self.address.val() == self.base_offset.val()) {
+            self.staged_base.d.next = self.data.val();
+        }
+        if self.staging_write.val() && (self.address.val() == self.pages_offset.val()) {
+            self.staged_pages.d.next = self.data.val().get_bits::<32>(0);
+        }
+        if self.staging_write.val() && (self.address.val() == self.first_entry_offset.val()) {
+            self.staged_first_entry.d.next = self.data.val().get_bits::<32>(0);
+        }
+        if self.staging_write.val() && (self.address.val() == self.entry_index_offset.val()) {
+            self.staged_entry_index.d.next = self.data.val().get_bits::<32>(0);
+        }
+        if self.staging_write.val() && (self.address.val() == self.entry_value_offset.val()) {
+            self.staged_entry_value.d.next = self.data.val();
         }
         if self.writing.val() && (self.address.val() == self.unlock_offset.val()) {
             if (self.management_key.val() != self.zero_64.val())
@@ -567,9 +610,11 @@ mod tests {
         bank.mmio_request_write_data.next = value.into();
         settle(bank);
         assert!(bank.mmio_request_ready.val());
-        let started = bank.command_start.val();
         cycle(bank, clock);
         bank.mmio_request_valid.next = false;
+        settle(bank);
+        let started = bank.command_start.val();
+        cycle(bank, clock);
         settle(bank);
         started
     }
@@ -583,6 +628,9 @@ mod tests {
         cycle(bank, clock);
         bank.mmio_request_valid.next = false;
         settle(bank);
+        assert!(!bank.mmio_request_ready.val(), "carrying out the request");
+        cycle(bank, clock);
+        settle(bank);
         assert!(bank.mmio_response_valid.val());
         let value = bank.mmio_response_data.val().to_u64();
         cycle(bank, clock);
@@ -595,6 +643,7 @@ mod tests {
         bank.mmio_response_ready.next = false;
         bank.mmio_request_valid.next = true;
         bank.mmio_request_address.next = u64::from(reg::CONTEXTS.offset).into();
+        cycle(&mut bank, clock);
         cycle(&mut bank, clock);
         for _ in 0..3 {
             settle(&mut bank);

@@ -346,6 +346,7 @@ mod tests {
         ni.mmio_request_address.next = u64::from(reg::IDENTITY.offset).into();
         cycle(&mut ni, clock);
         ni.mmio_request_valid.next = false;
+        cycle(&mut ni, clock);
         settle(&mut ni);
         assert!(ni.mmio_response_valid.val());
         assert_eq!(ni.mmio_response_data.val().to_u64(), reg::identity::VALUE);
