@@ -95,21 +95,35 @@ module npmu_ulx3s #(
         .memory_response_data(read_data)
     );
 
-    // One request at a time: the RAM reads in the clock the request is accepted and the
-    // answer waits until the core takes it. One memory per byte lane, so byte enables map
-    // onto whole block-RAM writes.
+    // One request at a time, registered on the way in: the write enables reach 64 block
+    // RAMs across the chip, so they start from flip-flops. The RAM works in the clock
+    // after the request is taken, and the answer waits until the core takes it.
+    reg held = 1'b0;
     reg pending = 1'b0;
-    wire accepted = memory_request_valid && !pending;
-    wire [14:0] word = memory_request_address[16:2];
-    assign memory_request_ready = !pending;
+    reg held_write;
+    reg [3:0] held_byte_enable;
+    reg [31:0] held_write_data;
+    reg [14:0] word;
+    assign memory_request_ready = !held && !pending;
     assign memory_response_valid = pending;
     always @(posedge clock) begin
-        if (accepted)
+        if (memory_request_valid && memory_request_ready) begin
+            held <= 1'b1;
+            held_write <= memory_request_write;
+            held_byte_enable <= memory_request_byte_enable;
+            held_write_data <= memory_request_write_data;
+            word <= memory_request_address[16:2];
+        end
+        if (held) begin
+            held <= 1'b0;
             pending <= 1'b1;
+        end
         if (memory_response_valid && memory_response_ready)
             pending <= 1'b0;
-        if (reset)
+        if (reset) begin
+            held <= 1'b0;
             pending <= 1'b0;
+        end
     end
 
     genvar lane;
@@ -117,9 +131,9 @@ module npmu_ulx3s #(
         for (lane = 0; lane < 4; lane = lane + 1) begin : lanes
             reg [7:0] bytes [0:32767];
             always @(posedge clock) begin
-                if (accepted) begin
-                    if (memory_request_write && memory_request_byte_enable[lane])
-                        bytes[word] <= memory_request_write_data[8 * lane +: 8];
+                if (held) begin
+                    if (held_write && held_byte_enable[lane])
+                        bytes[word] <= held_write_data[8 * lane +: 8];
                     read_data[8 * lane +: 8] <= bytes[word];
                 end
             end
