@@ -355,8 +355,6 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
     }
 }
 
-// Lint: the checks are written one condition a branch, in fault order, even where two raise the same fault.
-#[allow(clippy::if_same_then_else, clippy::collapsible_match)]
 impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
     for Avt<CONTEXT_TABLE_BITS, ENTRY_TABLE_BITS>
 {
