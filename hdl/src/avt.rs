@@ -7,14 +7,15 @@
 //! 1. *Accept*: the request is taken and its context is read from the context table.
 //!    What needs the request alone is worked out on the way in: the pages it spans, and
 //!    whether it is too long or names a context the table does not have.
-//! 2. *Check*: the checks run in the order of [`npmu_abi::Fault`], first failure wins.
-//!    Meanwhile the stage reads one translation entry per page the request spans, one a
-//!    clock, holding the request port; a request that faults walks its pages too, but
-//!    reads nothing it uses.
-//! 3. *Translate*: each entry of a request that passed is checked valid. The first page's
-//!    physical page goes into the request's verdict, later pages into the page queue.
-//!    After the last page the verdict (status, first page, offset, length, pages queued)
-//!    enters the verdict queue.
+//! 2. *Check*: each check against the context runs on its own, into registers. Meanwhile
+//!    the stage reads one translation entry per page the request spans, one a clock,
+//!    holding the request port; a request that faults walks its pages too, but reads
+//!    nothing it uses.
+//! 3. *Translate*: the first failed check in the order of [`npmu_abi::Fault`] is the
+//!    request's fault. Each entry of a request that passed is checked valid. The first
+//!    page's physical page goes into the request's verdict, later pages into the page
+//!    queue. After the last page the verdict (status, first page, offset, length, pages
+//!    queued) enters the verdict queue.
 //!
 //! A verdict is only issued once every page of the request is translated, so the data
 //! mover never touches persistent memory for a request that faults on any page.

@@ -81,7 +81,7 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     page_available: Signal<Local, bool>,
     first_lane: Signal<Local, Bits<4>>,
     room: Signal<Local, Bits<4>>,
-    four: Constant<Bits<32>>,
+    room_bits: Constant<Bits<32>>,
     last_beat: Signal<Local, bool>,
     beat_bytes: Signal<Local, Bits<4>>,
     end_lane: Signal<Local, Bits<4>>,
@@ -158,7 +158,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             page_available: Default::default(),
             first_lane: Default::default(),
             room: Default::default(),
-            four: Constant::new(4u64.into()),
+            room_bits: Constant::new(4u64.into()),
             last_beat: Default::default(),
             beat_bytes: Default::default(),
             end_lane: Default::default(),
@@ -228,7 +228,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.room.next = self.data_bytes.val() - self.first_lane.val();
         // The room is at most a beat (4 bits), so only the low 4 bits of what remains need a
         // comparison; the rest need only be zero, a test that needs no 32-bit carry chain.
-        self.last_beat.next = ((self.beat_remaining.val() >> self.four.val())
+        self.last_beat.next = ((self.beat_remaining.val() >> self.room_bits.val())
             == self.zero_32.val())
             && (self.beat_remaining.val().get_bits::<4>(0) <= self.room.val());
         self.beat_bytes.next = self.room.val();

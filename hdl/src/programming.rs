@@ -3,10 +3,11 @@
 //!
 //! A command is checked first, in the order the golden model states, and the check's
 //! result is held a clock before it is acted on (the checks' wide arithmetic would
-//! otherwise run on into the CSR bank); a refused command changes nothing. An accepted one waits until no accepted request is in flight (the AVT
-//! takes no new requests meanwhile), then reads the table entry it needs, then writes or
-//! loads the staging registers. After reset the engine walks both tables writing invalid
-//! entries, one index a clock, before it takes commands or lets requests in.
+//! otherwise run on into the CSR bank); a refused command changes nothing. An accepted
+//! one waits until no accepted request is in flight (the AVT takes no new requests
+//! meanwhile), then reads the table entry it needs, then writes or loads the staging
+//! registers. After reset the engine walks both tables writing invalid entries, one index
+//! a clock, before it takes commands or lets requests in.
 
 use crate::avt::{ContextEntry, TranslationEntry};
 use crate::constants::shift;

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-/// The serial board's block-RAM instances that the ECP5 flow puts in LUT RAM: all of them.
+/// The serial board's block RAMs, all of which the ECP5 flow puts in LUT RAM (the verdict
+/// queue's register file, also a memory named `contents`, stays in flip-flops).
 const LUT_RAM_ON_ECP5: [&str; 5] = [
     "$received$storage",
     "$core$responder$records$storage",
