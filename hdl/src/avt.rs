@@ -82,6 +82,18 @@ pub struct Verdict {
     pub moves: bool,
 }
 
+/// What became of one request, for the CSR bank's counters and fault record.
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct RequestOutcome {
+    /// 0, or the fault code.
+    pub status: Bits<STATUS_BITS>,
+    pub write: bool,
+    pub context: Bits<CONTEXT_ID_BITS>,
+    pub initiator: Bits<INITIATOR_BITS>,
+    pub address: Bits<64>,
+    pub length: Bits<LENGTH_BITS>,
+}
+
 #[derive(LogicBlock)]
 pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     pub clock: Signal<In, Clock>,
@@ -109,12 +121,7 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
 
     /// Every request's outcome, one clock after its verdict enters the verdict queue.
     pub outcome_valid: Signal<Out, bool>,
-    pub outcome_status: Signal<Out, Bits<STATUS_BITS>>,
-    pub outcome_write: Signal<Out, bool>,
-    pub outcome_context: Signal<Out, Bits<CONTEXT_ID_BITS>>,
-    pub outcome_initiator: Signal<Out, Bits<INITIATOR_BITS>>,
-    pub outcome_address: Signal<Out, Bits<64>>,
-    pub outcome_length: Signal<Out, Bits<LENGTH_BITS>>,
+    pub outcome: Signal<Out, RequestOutcome>,
 
     /// Table access for the programming engine; its reads only while the pipeline is empty.
     pub context_write_enable: Signal<In, bool>,
@@ -162,6 +169,8 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     entry_index: Signal<Local, Bits<16>>,
     request_page_offset: Signal<Local, Bits<64>>,
     request_last_page: Signal<Local, Bits<64>>,
+    request_empty: Signal<Local, bool>,
+    request_oversized: Signal<Local, bool>,
     takes_request: Signal<Local, bool>,
     accept: Signal<Local, bool>,
     advance: Signal<Local, bool>,
@@ -199,12 +208,7 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     missing_now: Signal<Local, bool>,
     stall: Signal<Local, bool>,
     outcome_issued: DFF<bool>,
-    outcome_status_held: DFF<Bits<STATUS_BITS>>,
-    outcome_write_held: DFF<bool>,
-    outcome_context_held: DFF<Bits<CONTEXT_ID_BITS>>,
-    outcome_initiator_held: DFF<Bits<INITIATOR_BITS>>,
-    outcome_address_held: DFF<Bits<64>>,
-    outcome_length_held: DFF<Bits<LENGTH_BITS>>,
+    outcome_held: DFF<RequestOutcome>,
 
     max_request_bytes: Constant<Bits<32>>,
     contexts: Constant<Bits<32>>,
@@ -255,12 +259,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             page_ready: Default::default(),
             page: Default::default(),
             outcome_valid: Default::default(),
-            outcome_status: Default::default(),
-            outcome_write: Default::default(),
-            outcome_context: Default::default(),
-            outcome_initiator: Default::default(),
-            outcome_address: Default::default(),
-            outcome_length: Default::default(),
+            outcome: Default::default(),
             context_write_enable: Default::default(),
             context_write_index: Default::default(),
             context_write_data: Default::default(),
@@ -298,6 +297,8 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             entry_index: Default::default(),
             request_page_offset: Default::default(),
             request_last_page: Default::default(),
+            request_empty: Default::default(),
+            request_oversized: Default::default(),
             takes_request: Default::default(),
             accept: Default::default(),
             advance: Default::default(),
@@ -329,12 +330,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             missing_now: Default::default(),
             stall: Default::default(),
             outcome_issued: Default::default(),
-            outcome_status_held: Default::default(),
-            outcome_write_held: Default::default(),
-            outcome_context_held: Default::default(),
-            outcome_initiator_held: Default::default(),
-            outcome_address_held: Default::default(),
-            outcome_length_held: Default::default(),
+            outcome_held: Default::default(),
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             contexts: Constant::new(u64::from(config.contexts).into()),
             page_shift: Constant::new(u64::from(config.page_shift).into()),
@@ -401,12 +397,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             page_missing,
             queued_pages,
             outcome_issued,
-            outcome_status_held,
-            outcome_write_held,
-            outcome_context_held,
-            outcome_initiator_held,
-            outcome_address_held,
-            outcome_length_held
+            outcome_held
         );
         clock!(self, clock, context_table, entry_table, verdicts, pages);
         self.verdicts.reset.next = self.reset.val();
@@ -495,19 +486,14 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 
         // The outcome leaves through registers: the status counters it feeds are many.
         self.outcome_issued.d.next = self.verdicts.push_valid.val();
-        self.outcome_status_held.d.next = self.verdicts.push_data.val().status;
-        self.outcome_write_held.d.next = self.translate_write.q.val();
-        self.outcome_context_held.d.next = self.translate_context.q.val();
-        self.outcome_initiator_held.d.next = self.translate_initiator.q.val();
-        self.outcome_address_held.d.next = self.translate_address.q.val();
-        self.outcome_length_held.d.next = self.translate_length.q.val();
+        self.outcome_held.d.next.status = self.verdicts.push_data.val().status;
+        self.outcome_held.d.next.write = self.translate_write.q.val();
+        self.outcome_held.d.next.context = self.translate_context.q.val();
+        self.outcome_held.d.next.initiator = self.translate_initiator.q.val();
+        self.outcome_held.d.next.address = self.translate_address.q.val();
+        self.outcome_held.d.next.length = self.translate_length.q.val();
         self.outcome_valid.next = self.outcome_issued.q.val();
-        self.outcome_status.next = self.outcome_status_held.q.val();
-        self.outcome_write.next = self.outcome_write_held.q.val();
-        self.outcome_context.next = self.outcome_context_held.q.val();
-        self.outcome_initiator.next = self.outcome_initiator_held.q.val();
-        self.outcome_address.next = self.outcome_address_held.q.val();
-        self.outcome_length.next = self.outcome_length_held.q.val();
+        self.outcome.next = self.outcome_held.q.val();
 
         if self.translate_valid.q.val() && !self.stall.val() {
             if self.translate_last.q.val() {
@@ -578,6 +564,8 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             + bit_cast::<64, 32>(self.request_length.val())
             - self.one_64.val())
             >> self.page_shift.val();
+        self.request_empty.next = self.request_length.val() == self.zero_32.val();
+        self.request_oversized.next = self.request_length.val() > self.max_request_bytes.val();
         if self.accept.val() {
             self.check_valid.d.next = true;
             self.check_write.d.next = self.request_write.val();
@@ -588,19 +576,17 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             self.check_length.d.next = self.request_length.val();
             self.check_end.d.next = bit_cast::<65, 64>(self.request_address.val())
                 + bit_cast::<65, 32>(self.request_length.val());
-            self.check_too_long.d.next = self.request_length.val() > self.max_request_bytes.val();
+            self.check_too_long.d.next = self.request_oversized.val();
             self.check_context_exists.d.next =
                 bit_cast::<32, 16>(self.request_context.val()) < self.contexts.val();
-            self.check_empty.d.next = self.request_length.val() == self.zero_32.val();
+            self.check_empty.d.next = self.request_empty.val();
             self.check_page_offset.d.next = self.request_page_offset.val().get_bits::<16>(0);
             self.check_page.d.next = self
                 .request_address
                 .val()
                 .get_bits::<16>(self.page_shift.val().index());
             self.check_pages_left.d.next = self.request_last_page.val().get_bits::<16>(0);
-            if (self.request_length.val() == self.zero_32.val())
-                || (self.request_length.val() > self.max_request_bytes.val())
-            {
+            if self.request_empty.val() || self.request_oversized.val() {
                 self.check_pages_left.d.next = self.zero_16.val();
             }
             self.check_first.d.next = true;

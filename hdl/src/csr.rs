@@ -6,12 +6,10 @@
 //! the clock after that, and the bank takes no new request until that answer is taken. The bank holds the management lock, the staging registers the
 //! programming engine works from, the request counters and the last-fault record.
 
+use crate::avt::RequestOutcome;
 use crate::constants::{constant, offset, shift};
 use npmu_abi::registers::{self as reg, command_status, last_fault, status};
-use npmu_abi::{
-    Config, Fault, CONTEXT_ID_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS, MMIO_ADDRESS_BITS,
-    STATUS_BITS,
-};
+use npmu_abi::{Config, Fault, KEY_BITS, MMIO_ADDRESS_BITS};
 use rust_hdl::prelude::*;
 
 const STATUSES: usize = Fault::MAX_CODE as usize + 1;
@@ -64,12 +62,7 @@ pub struct CsrBank {
 
     /// Each request's outcome, from the AVT.
     pub outcome_valid: Signal<In, bool>,
-    pub outcome_status: Signal<In, Bits<STATUS_BITS>>,
-    pub outcome_write: Signal<In, bool>,
-    pub outcome_context: Signal<In, Bits<CONTEXT_ID_BITS>>,
-    pub outcome_initiator: Signal<In, Bits<INITIATOR_BITS>>,
-    pub outcome_address: Signal<In, Bits<64>>,
-    pub outcome_length: Signal<In, Bits<LENGTH_BITS>>,
+    pub outcome: Signal<In, RequestOutcome>,
 
     unlocked: DFF<bool>,
     failed_unlocks: DFF<Bits<32>>,
@@ -191,12 +184,7 @@ impl CsrBank {
             loaded_entry_value: Default::default(),
             advance_entry_index: Default::default(),
             outcome_valid: Default::default(),
-            outcome_status: Default::default(),
-            outcome_write: Default::default(),
-            outcome_context: Default::default(),
-            outcome_initiator: Default::default(),
-            outcome_address: Default::default(),
-            outcome_length: Default::default(),
+            outcome: Default::default(),
             unlocked: Default::default(),
             failed_unlocks: Default::default(),
             refused_writes: Default::default(),
@@ -528,7 +516,7 @@ impl Logic for CsrBank {
         // Counters and the fault record; a fault in the clock of a clearing write wins.
         for index in 0..STATUSES {
             if self.outcome_valid.val()
-                && (self.outcome_status.val() == self.count_statuses[index].val())
+                && (self.outcome.val().status == self.count_statuses[index].val())
             {
                 self.request_counts[index].d.next =
                     self.request_counts[index].q.val() + self.one_32.val();
@@ -543,14 +531,14 @@ impl Logic for CsrBank {
             self.fault_address.d.next = self.zero_64.val();
             self.fault_length.d.next = self.zero_32.val();
         }
-        if self.outcome_valid.val() && (self.outcome_status.val() != self.status_ok.val()) {
+        if self.outcome_valid.val() && (self.outcome.val().status != self.status_ok.val()) {
             self.fault_valid.d.next = true;
-            self.fault_code.d.next = self.outcome_status.val();
-            self.fault_write.d.next = self.outcome_write.val();
-            self.fault_context.d.next = self.outcome_context.val();
-            self.fault_initiator.d.next = self.outcome_initiator.val();
-            self.fault_address.d.next = self.outcome_address.val();
-            self.fault_length.d.next = self.outcome_length.val();
+            self.fault_code.d.next = self.outcome.val().status;
+            self.fault_write.d.next = self.outcome.val().write;
+            self.fault_context.d.next = self.outcome.val().context;
+            self.fault_initiator.d.next = self.outcome.val().initiator;
+            self.fault_address.d.next = self.outcome.val().address;
+            self.fault_length.d.next = self.outcome.val().length;
         }
 
         if self.reset.val() {
@@ -707,14 +695,16 @@ mod tests {
     fn outcomes_count_and_faults_are_recorded_until_cleared() {
         let mut bank = bank();
         bank.outcome_valid.next = true;
-        bank.outcome_status.next = 0u64.into();
+        bank.outcome.next.status = 0u64.into();
         cycle(&mut bank, clock);
-        bank.outcome_status.next = u64::from(Fault::KeyMismatch.code()).into();
-        bank.outcome_write.next = true;
-        bank.outcome_context.next = 9u64.into();
-        bank.outcome_initiator.next = 2u64.into();
-        bank.outcome_address.next = 0xdead_0000u64.into();
-        bank.outcome_length.next = 77u64.into();
+        bank.outcome.next = RequestOutcome {
+            status: u64::from(Fault::KeyMismatch.code()).into(),
+            write: true,
+            context: 9u64.into(),
+            initiator: 2u64.into(),
+            address: 0xdead_0000u64.into(),
+            length: 77u64.into(),
+        };
         cycle(&mut bank, clock);
         bank.outcome_valid.next = false;
         assert_eq!(read(&mut bank, request_count_offset(0)), 1);

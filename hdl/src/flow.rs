@@ -101,6 +101,27 @@ pub const BOARDS: [Board; 3] = [
     },
 ];
 
+/// The serial board's block RAMs, by instance path (RustHDL names each module after its
+/// instance). The ECP5 flow puts all of them in LUT RAM; Yosys only warns about a name that
+/// matches nothing, so a test holds this list to the emitted Verilog.
+pub const SERIAL_BOARD_BLOCK_RAMS: [&str; 5] = [
+    "$received$storage",
+    "$core$responder$records$storage",
+    "$core$avt$pages$storage",
+    "$core$avt$context_table",
+    "$core$avt$entry_table",
+];
+
+/// The Yosys selection of the block RAMs' memories in the design whose top module is
+/// `module`.
+pub fn block_ram_selection(module: &str) -> String {
+    SERIAL_BOARD_BLOCK_RAMS
+        .iter()
+        .map(|instance| format!("{module}{instance}/contents"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[derive(Debug, Error)]
 pub enum FlowError {
     #[error("unknown board {0:?}; boards: icebreaker, ulx3s, litefury")]
@@ -349,6 +370,27 @@ impl PlaceReport {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_block_ram_list_names_every_block_ram_of_the_serial_board() {
+        let verilog =
+            crate::verilog::serial_board_with_line(&Config::ICE40, SLOW_LINE_CLOCKS).unwrap();
+        let module = crate::verilog::BOARD_MODULE;
+        // A BlockRam is the only memory marked no_rw_check (see crate::ram).
+        let mut found: Vec<String> = verilog
+            .split("\nmodule ")
+            .filter(|body| body.contains("(* no_rw_check *)"))
+            .map(|body| body[module.len()..body.find('(').unwrap()].to_string())
+            .collect();
+        found.sort();
+        let mut listed: Vec<String> = SERIAL_BOARD_BLOCK_RAMS.map(String::from).to_vec();
+        listed.sort();
+        assert_eq!(found, listed);
+        assert_eq!(
+            block_ram_selection(module).split(' ').next(),
+            Some("npmu_board$received$storage/contents")
+        );
+    }
 
     fn outcome() -> Outcome {
         Outcome {

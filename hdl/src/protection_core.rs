@@ -237,12 +237,7 @@ impl<
         self.avt.request_address.next = self.request_address.val();
         self.avt.request_length.next = self.request_length.val();
         self.csr.outcome_valid.next = self.avt.outcome_valid.val();
-        self.csr.outcome_status.next = self.avt.outcome_status.val();
-        self.csr.outcome_write.next = self.avt.outcome_write.val();
-        self.csr.outcome_context.next = self.avt.outcome_context.val();
-        self.csr.outcome_initiator.next = self.avt.outcome_initiator.val();
-        self.csr.outcome_address.next = self.avt.outcome_address.val();
-        self.csr.outcome_length.next = self.avt.outcome_length.val();
+        self.csr.outcome.next = self.avt.outcome.val();
 
         // AVT to data mover.
         self.mover.verdict_valid.next = self.avt.verdict_valid.val();

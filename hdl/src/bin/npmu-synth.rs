@@ -9,16 +9,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-/// The serial board's block RAMs, all of which the ECP5 flow puts in LUT RAM (the verdict
-/// queue's register file, also a memory named `contents`, stays in flip-flops).
-const LUT_RAM_ON_ECP5: [&str; 5] = [
-    "$received$storage",
-    "$core$responder$records$storage",
-    "$core$avt$pages$storage",
-    "$core$avt$context_table",
-    "$core$avt$entry_table",
-];
-
 #[derive(Parser)]
 #[command(about = "Synthesize, place and route the npmu NI for an open-toolchain FPGA board")]
 struct Arguments {
@@ -132,18 +122,12 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         // The NI's block-RAM tables and queues go into LUT RAM: a DP16KD's 5.6 ns from clock
         // to data would leave 4.4 ns of the 10 ns clock for the logic behind them.
         // Persistent memory (in the wrapper) stays in block RAM.
-        Family::Ecp5 => {
-            let lut_memories = LUT_RAM_ON_ECP5
-                .iter()
-                .map(|instance| format!("{module}{instance}/contents"))
-                .collect::<Vec<_>>()
-                .join(" ");
-            format!(
-                "hierarchy -top {top}; setattr -set ram_style \"distributed\" {lut_memories}; \
-                 synth_ecp5 -abc9 -top {top}",
-                top = board.top
-            )
-        }
+        Family::Ecp5 => format!(
+            "hierarchy -top {top}; setattr -set ram_style \"distributed\" {lut_memories}; \
+             synth_ecp5 -abc9 -top {top}",
+            top = board.top,
+            lut_memories = flow::block_ram_selection(module)
+        ),
         Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
     };
     let script = format!("{read}{synth}; write_json {netlist}; tee -q -o {statistics} stat -json");
