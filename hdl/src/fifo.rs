@@ -1,5 +1,9 @@
 //! A first-word-fall-through FIFO in a [`RegisterFile`]: an entry pushed in one cycle is at
 //! the head in the next, and push and pop both run at one entry per cycle.
+//!
+//! Full and occupied are registers, worked out from the pointers' next values, so that
+//! `push_ready` and `pop_valid` leave a flip-flop instead of a pointer comparison: both
+//! feed long handshake paths in the blocks around.
 
 use crate::ram::RegisterFile;
 use rust_hdl::prelude::*;
@@ -16,13 +20,14 @@ pub struct Fifo<D: Synth, const ADDRESS_BITS: usize> {
     pub pop_data: Signal<Out, D>,
     storage: RegisterFile<D, ADDRESS_BITS>,
     write_pointer: DFF<Bits<ADDRESS_BITS>>,
-    // The pointers run over the storage twice per lap bit, so equal pointers with equal
-    // laps mean empty and with different laps mean full.
-    write_lap: DFF<bool>,
     read_pointer: DFF<Bits<ADDRESS_BITS>>,
-    read_lap: DFF<bool>,
-    empty: Signal<Local, bool>,
-    full: Signal<Local, bool>,
+    /// Holds at least one entry; false at power-on, like every flip-flop here.
+    occupied: DFF<bool>,
+    full: DFF<bool>,
+    push: Signal<Local, bool>,
+    pop: Signal<Local, bool>,
+    next_write_pointer: Signal<Local, Bits<ADDRESS_BITS>>,
+    next_read_pointer: Signal<Local, Bits<ADDRESS_BITS>>,
     one: Constant<Bits<ADDRESS_BITS>>,
     zero: Constant<Bits<ADDRESS_BITS>>,
 }
@@ -40,11 +45,13 @@ impl<D: Synth, const ADDRESS_BITS: usize> Default for Fifo<D, ADDRESS_BITS> {
             pop_data: Default::default(),
             storage: Default::default(),
             write_pointer: Default::default(),
-            write_lap: Default::default(),
             read_pointer: Default::default(),
-            read_lap: Default::default(),
-            empty: Default::default(),
+            occupied: Default::default(),
             full: Default::default(),
+            push: Default::default(),
+            pop: Default::default(),
+            next_write_pointer: Default::default(),
+            next_read_pointer: Default::default(),
             one: Constant::new(1u64.into()),
             zero: Constant::new(0u64.into()),
         }
@@ -54,43 +61,39 @@ impl<D: Synth, const ADDRESS_BITS: usize> Default for Fifo<D, ADDRESS_BITS> {
 impl<D: Synth, const ADDRESS_BITS: usize> Logic for Fifo<D, ADDRESS_BITS> {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(
-            self,
-            clock,
-            write_pointer,
-            write_lap,
-            read_pointer,
-            read_lap
-        );
+        dff_setup!(self, clock, write_pointer, read_pointer, occupied, full);
         clock!(self, clock, storage);
-        self.empty.next = (self.write_pointer.q.val() == self.read_pointer.q.val())
-            && (self.write_lap.q.val() == self.read_lap.q.val());
-        self.full.next = (self.write_pointer.q.val() == self.read_pointer.q.val())
-            && (self.write_lap.q.val() != self.read_lap.q.val());
-        self.push_ready.next = !self.full.val();
-        self.pop_valid.next = !self.empty.val();
+        self.push.next = self.push_valid.val() && !self.full.q.val();
+        self.pop.next = self.pop_ready.val() && self.occupied.q.val();
+        self.push_ready.next = !self.full.q.val();
+        self.pop_valid.next = self.occupied.q.val();
         self.storage.read_address.next = self.read_pointer.q.val();
         self.pop_data.next = self.storage.read_data.val();
         self.storage.write_address.next = self.write_pointer.q.val();
         self.storage.write_data.next = self.push_data.val();
-        self.storage.write_enable.next = self.push_valid.val() && !self.full.val();
-        if self.push_valid.val() && !self.full.val() {
-            self.write_pointer.d.next = self.write_pointer.q.val() + self.one.val();
-            if self.write_pointer.q.val().all() {
-                self.write_lap.d.next = !self.write_lap.q.val();
-            }
+        self.storage.write_enable.next = self.push.val();
+        self.next_write_pointer.next = self.write_pointer.q.val() + self.one.val();
+        self.next_read_pointer.next = self.read_pointer.q.val() + self.one.val();
+        if self.push.val() {
+            self.write_pointer.d.next = self.next_write_pointer.val();
         }
-        if self.pop_ready.val() && !self.empty.val() {
-            self.read_pointer.d.next = self.read_pointer.q.val() + self.one.val();
-            if self.read_pointer.q.val().all() {
-                self.read_lap.d.next = !self.read_lap.q.val();
-            }
+        if self.pop.val() {
+            self.read_pointer.d.next = self.next_read_pointer.val();
+        }
+        // Only a push alone fills the FIFO, and only a pop alone empties it.
+        if self.push.val() && !self.pop.val() {
+            self.occupied.d.next = true;
+            self.full.d.next = self.next_write_pointer.val() == self.read_pointer.q.val();
+        }
+        if self.pop.val() && !self.push.val() {
+            self.full.d.next = false;
+            self.occupied.d.next = self.next_read_pointer.val() != self.write_pointer.q.val();
         }
         if self.reset.val() {
             self.write_pointer.d.next = self.zero.val();
-            self.write_lap.d.next = false;
             self.read_pointer.d.next = self.zero.val();
-            self.read_lap.d.next = false;
+            self.occupied.d.next = false;
+            self.full.d.next = false;
         }
     }
 }
