@@ -68,6 +68,9 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     /// The next beat is on a new page, taken from the page queue.
     page_from_queue: DFF<bool>,
     pages_to_drop: DFF<Bits<16>>,
+    /// A refused write's data is still arriving. A flag, not `remaining == 0`: past the
+    /// last beat `remaining` is not kept exact (see `next_remaining`).
+    data_to_drop: DFF<bool>,
 
     verdict_passed: Signal<Local, bool>,
     start_refused: Signal<Local, bool>,
@@ -93,6 +96,8 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     drop_beat: Signal<Local, bool>,
     drop_page: Signal<Local, bool>,
     /// A refused request left write data or queued pages to drop.
+    /// The verdict refuses a write whose data still arrives.
+    refused_data: Signal<Local, bool>,
     leftovers: Signal<Local, bool>,
 
     data_bytes: Constant<Bits<4>>,
@@ -146,6 +151,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             remaining: Default::default(),
             page_from_queue: Default::default(),
             pages_to_drop: Default::default(),
+            data_to_drop: Default::default(),
             verdict_passed: Default::default(),
             start_refused: Default::default(),
             start_accepted: Default::default(),
@@ -169,6 +175,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             beat_done: Default::default(),
             drop_beat: Default::default(),
             drop_page: Default::default(),
+            refused_data: Default::default(),
             leftovers: Default::default(),
             data_bytes: Constant::new(data_bytes.into()),
             data_bytes_16: Constant::new(data_bytes.into()),
@@ -200,7 +207,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             offset,
             remaining,
             page_from_queue,
-            pages_to_drop
+            pages_to_drop,
+            data_to_drop
         );
 
         // A verdict is taken into the registers first and its beats move from the next clock
@@ -270,7 +278,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         // What a refused request left behind.
         self.drop_beat.next = self.active.q.val()
             && self.dropping.q.val()
-            && (self.remaining.q.val() != self.zero_32.val())
+            && self.data_to_drop.q.val()
             && self.write_data_valid.val();
         self.drop_page.next = self.active.q.val()
             && self.dropping.q.val()
@@ -278,9 +286,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             && self.page_valid.val();
 
         self.write_data_ready.next = (self.beat_done.val() && self.beat_write.val())
-            || (self.active.q.val()
-                && self.dropping.q.val()
-                && (self.remaining.q.val() != self.zero_32.val()));
+            || (self.active.q.val() && self.dropping.q.val() && self.data_to_drop.q.val());
         self.page_ready.next =
             (self.beat_done.val() && self.active.q.val() && self.page_from_queue.q.val())
                 || self.drop_page.val();
@@ -304,10 +310,11 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         }
 
         // Next state.
-        self.leftovers.next = (self.verdict.val().write
+        self.refused_data.next = self.verdict.val().write
             && (self.verdict.val().status != self.status_ok.val())
-            && (self.verdict.val().length != self.zero_32.val()))
-            || (self.verdict.val().queued_pages != self.zero_16.val());
+            && (self.verdict.val().length != self.zero_32.val());
+        self.leftovers.next =
+            self.refused_data.val() || (self.verdict.val().queued_pages != self.zero_16.val());
         if self.beat_done.val() {
             self.active.d.next = !self.last_beat.val();
             self.dropping.d.next = false;
@@ -330,10 +337,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         }
         if self.start_refused.val() && self.record_ready.val() {
             // A refused write's data still arrives and is dropped; so are queued pages.
-            self.remaining.d.next = self.zero_32.val();
-            if self.verdict.val().write && (self.verdict.val().status != self.status_ok.val()) {
-                self.remaining.d.next = self.verdict.val().length;
-            }
+            self.data_to_drop.d.next = self.refused_data.val();
+            self.remaining.d.next = self.verdict.val().length;
             self.offset.d.next = self.verdict.val().page_offset;
             self.pages_to_drop.d.next = self.verdict.val().queued_pages;
             self.current_write.d.next = self.verdict.val().write;
@@ -343,14 +348,16 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         if self.drop_beat.val() {
             self.remaining.d.next = self.next_remaining.val();
             self.offset.d.next = self.next_offset.val();
+            if self.last_beat.val() {
+                self.data_to_drop.d.next = false;
+            }
         }
         if self.drop_page.val() {
             self.pages_to_drop.d.next = self.pages_to_drop.q.val() - self.one_16.val();
         }
         if self.active.q.val()
             && self.dropping.q.val()
-            && ((self.remaining.q.val() == self.zero_32.val())
-                || (self.drop_beat.val() && self.last_beat.val()))
+            && (!self.data_to_drop.q.val() || (self.drop_beat.val() && self.last_beat.val()))
             && ((self.pages_to_drop.q.val() == self.zero_16.val())
                 || (self.drop_page.val() && (self.pages_to_drop.q.val() == self.one_16.val())))
         {
@@ -360,6 +367,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         if self.reset.val() {
             self.active.d.next = false;
             self.dropping.d.next = false;
+            self.data_to_drop.d.next = false;
         }
     }
 }
