@@ -1,10 +1,12 @@
 //! The CSR bank: the host's BAR0 register window (see `npmu_abi::registers`).
 //!
-//! MMIO requests are 64-bit reads and writes at byte offsets. The bank takes a request
-//! into registers and carries it out the next clock (so its address decoding starts from
-//! flip-flops, not from whoever drives the port); a read answers on the response channel
-//! the clock after that, and the bank takes no new request until that answer is taken. The bank holds the management lock, the staging registers the
-//! programming engine works from, the request counters and the last-fault record.
+//! MMIO requests are 64-bit reads and writes at byte offsets. The bank decodes a request's
+//! address as it takes it, into one flag a register, and carries the request out the next
+//! clock: what a read selects and a write changes then hangs off flip-flops, not off
+//! address comparisons. A read answers on the response channel the clock after that, and
+//! the bank takes no new request until that answer is taken. The bank holds the management
+//! lock, the staging registers the programming engine works from, the request counters and
+//! the last-fault record.
 
 use crate::avt::RequestOutcome;
 use crate::constants::{constant, offset, shift};
@@ -15,6 +17,32 @@ use rust_hdl::prelude::*;
 const STATUSES: usize = Fault::MAX_CODE as usize + 1;
 const CAPABILITIES: usize = reg::CAPABILITIES.len();
 const PROGRAMMING_REGISTERS: usize = reg::PROGRAMMING.len();
+
+/// Which register an MMIO request names, one flag a register (a capability's value and a
+/// request counter's status are held beside it).
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct Selection {
+    pub status: bool,
+    pub unlock: bool,
+    pub lock: bool,
+    pub failed_unlocks: bool,
+    pub refused_writes: bool,
+    /// Any register the management lock guards.
+    pub programming: bool,
+    pub command: bool,
+    pub context_id: bool,
+    pub key: bool,
+    pub access: bool,
+    pub base: bool,
+    pub pages: bool,
+    pub first_entry: bool,
+    pub entry_index: bool,
+    pub entry_value: bool,
+    pub count: bool,
+    pub last_fault: bool,
+    pub last_fault_address: bool,
+    pub last_fault_length: bool,
+}
 
 #[derive(LogicBlock)]
 pub struct CsrBank {
@@ -34,6 +62,10 @@ pub struct CsrBank {
 
     /// To the programming engine.
     pub command_start: Signal<Out, bool>,
+    /// A write to AVT_COMMAND is being carried out, taken or not: the AVT takes no request
+    /// this clock. A request taken in the clock the write was taken comes before the
+    /// command; one taken later, after it. The engine holds the AVT from the next clock.
+    pub command_written: Signal<Out, bool>,
     pub command: Signal<Out, Bits<64>>,
     pub context_id: Signal<Out, Bits<32>>,
     pub key: Signal<Out, Bits<KEY_BITS>>,
@@ -90,14 +122,19 @@ pub struct CsrBank {
 
     held: DFF<bool>,
     held_write: DFF<bool>,
-    held_address: DFF<Bits<MMIO_ADDRESS_BITS>>,
     held_data: DFF<Bits<64>>,
+    selected: DFF<Selection>,
+    /// The capability register's value, or zero.
+    selected_capability: DFF<Bits<64>>,
+    /// The status whose request counter is selected.
+    selected_count: DFF<Bits<4>>,
+    selection: Signal<Local, Selection>,
+    capability_value: Signal<Local, Bits<64>>,
+    count_status: Signal<Local, Bits<4>>,
     taken: Signal<Local, bool>,
     writing: Signal<Local, bool>,
     reading: Signal<Local, bool>,
-    address: Signal<Local, Bits<16>>,
     data: Signal<Local, Bits<64>>,
-    programming_register: Signal<Local, bool>,
     read_value: Signal<Local, Bits<64>>,
     staging_write: Signal<Local, bool>,
     count_value: Signal<Local, Bits<32>>,
@@ -124,6 +161,7 @@ pub struct CsrBank {
     last_fault_offset: Constant<Bits<16>>,
     last_fault_address_offset: Constant<Bits<16>>,
     last_fault_length_offset: Constant<Bits<16>>,
+    nothing_selected: Constant<Selection>,
 
     initializing_shift: Constant<Bits<8>>,
     unlocked_shift: Constant<Bits<8>>,
@@ -160,6 +198,7 @@ impl CsrBank {
             mmio_response_ready: Default::default(),
             mmio_response_data: Default::default(),
             command_start: Default::default(),
+            command_written: Default::default(),
             command: Default::default(),
             context_id: Default::default(),
             key: Default::default(),
@@ -210,14 +249,17 @@ impl CsrBank {
             response_data: Default::default(),
             held: Default::default(),
             held_write: Default::default(),
-            held_address: Default::default(),
             held_data: Default::default(),
+            selected: Default::default(),
+            selected_capability: Default::default(),
+            selected_count: Default::default(),
+            selection: Default::default(),
+            capability_value: Default::default(),
+            count_status: Default::default(),
             taken: Default::default(),
             writing: Default::default(),
             reading: Default::default(),
-            address: Default::default(),
             data: Default::default(),
-            programming_register: Default::default(),
             read_value: Default::default(),
             staging_write: Default::default(),
             count_value: Default::default(),
@@ -248,6 +290,7 @@ impl CsrBank {
             last_fault_offset: offset(reg::LAST_FAULT),
             last_fault_address_offset: offset(reg::LAST_FAULT_ADDRESS),
             last_fault_length_offset: offset(reg::LAST_FAULT_LENGTH),
+            nothing_selected: Constant::new(Selection::default()),
             initializing_shift: shift(status::INITIALIZING),
             unlocked_shift: shift(status::UNLOCKED),
             command_busy_shift: shift(status::COMMAND_BUSY),
@@ -298,8 +341,10 @@ impl Logic for CsrBank {
             response_data,
             held,
             held_write,
-            held_address,
-            held_data
+            held_data,
+            selected,
+            selected_capability,
+            selected_count
         );
         for index in 0..STATUSES {
             self.request_counts[index].clock.next = self.clock.val();
@@ -311,22 +356,64 @@ impl Logic for CsrBank {
         self.mmio_response_valid.next = self.response_valid.q.val();
         self.mmio_response_data.next = self.response_data.q.val();
         self.held.d.next = self.mmio_request_valid.val() && self.mmio_request_ready.val();
+
+        // The register the request names, decoded on the way in.
+        self.selection.next = self.nothing_selected.val();
+        self.selection.next.status = self.mmio_request_address.val() == self.status_offset.val();
+        self.selection.next.unlock = self.mmio_request_address.val() == self.unlock_offset.val();
+        self.selection.next.lock = self.mmio_request_address.val() == self.lock_offset.val();
+        self.selection.next.failed_unlocks =
+            self.mmio_request_address.val() == self.failed_unlocks_offset.val();
+        self.selection.next.refused_writes =
+            self.mmio_request_address.val() == self.refused_writes_offset.val();
+        for index in 0..PROGRAMMING_REGISTERS {
+            if self.mmio_request_address.val() == self.programming_offsets[index].val() {
+                self.selection.next.programming = true;
+            }
+        }
+        self.selection.next.command = self.mmio_request_address.val() == self.command_offset.val();
+        self.selection.next.context_id =
+            self.mmio_request_address.val() == self.context_id_offset.val();
+        self.selection.next.key = self.mmio_request_address.val() == self.key_offset.val();
+        self.selection.next.access = self.mmio_request_address.val() == self.access_offset.val();
+        self.selection.next.base = self.mmio_request_address.val() == self.base_offset.val();
+        self.selection.next.pages = self.mmio_request_address.val() == self.pages_offset.val();
+        self.selection.next.first_entry =
+            self.mmio_request_address.val() == self.first_entry_offset.val();
+        self.selection.next.entry_index =
+            self.mmio_request_address.val() == self.entry_index_offset.val();
+        self.selection.next.entry_value =
+            self.mmio_request_address.val() == self.entry_value_offset.val();
+        self.count_status.next = self.status_ok.val();
+        for index in 0..STATUSES {
+            if self.mmio_request_address.val() == self.count_offsets[index].val() {
+                self.selection.next.count = true;
+                self.count_status.next = self.count_statuses[index].val();
+            }
+        }
+        self.selection.next.last_fault =
+            self.mmio_request_address.val() == self.last_fault_offset.val();
+        self.selection.next.last_fault_address =
+            self.mmio_request_address.val() == self.last_fault_address_offset.val();
+        self.selection.next.last_fault_length =
+            self.mmio_request_address.val() == self.last_fault_length_offset.val();
+        self.capability_value.next = self.zero_64.val();
+        for index in 0..CAPABILITIES {
+            if self.mmio_request_address.val() == self.capability_offsets[index].val() {
+                self.capability_value.next = self.capability_values[index].val();
+            }
+        }
         if self.mmio_request_valid.val() && self.mmio_request_ready.val() {
             self.held_write.d.next = self.mmio_request_write.val();
-            self.held_address.d.next = self.mmio_request_address.val();
             self.held_data.d.next = self.mmio_request_write_data.val();
+            self.selected.d.next = self.selection.val();
+            self.selected_capability.d.next = self.capability_value.val();
+            self.selected_count.d.next = self.count_status.val();
         }
         self.taken.next = self.held.q.val() && !self.reset.val();
         self.writing.next = self.taken.val() && self.held_write.q.val();
         self.reading.next = self.taken.val() && !self.held_write.q.val();
-        self.address.next = self.held_address.q.val();
         self.data.next = self.held_data.q.val();
-        self.programming_register.next = false;
-        for index in 0..PROGRAMMING_REGISTERS {
-            if self.address.val() == self.programming_offsets[index].val() {
-                self.programming_register.next = true;
-            }
-        }
 
         self.command.next = self.data.val();
         self.context_id.next = self.staged_context_id.q.val();
@@ -340,13 +427,8 @@ impl Logic for CsrBank {
 
         // Reads: each register's value, or zero, ORed together. Addresses are distinct, so
         // at most one term is not zero, and the OR needs no priority between them.
-        self.read_value.next = self.zero_64.val();
-        for index in 0..CAPABILITIES {
-            if self.address.val() == self.capability_offsets[index].val() {
-                self.read_value.next = self.read_value.val() | self.capability_values[index].val();
-            }
-        }
-        if self.address.val() == self.status_offset.val() {
+        self.read_value.next = self.selected_capability.q.val();
+        if self.selected.q.val().status {
             self.read_value.next = self.read_value.val()
                 | (bit_cast::<64, 1>(self.engine_initializing.val().into())
                     << self.initializing_shift.val())
@@ -354,58 +436,60 @@ impl Logic for CsrBank {
                 | (bit_cast::<64, 1>(self.engine_busy.val().into())
                     << self.command_busy_shift.val());
         }
-        if self.address.val() == self.failed_unlocks_offset.val() {
+        if self.selected.q.val().failed_unlocks {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.failed_unlocks.q.val());
         }
-        if self.address.val() == self.refused_writes_offset.val() {
+        if self.selected.q.val().refused_writes {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.refused_writes.q.val());
         }
-        if self.address.val() == self.command_offset.val() {
+        if self.selected.q.val().command {
             self.read_value.next = self.read_value.val()
                 | bit_cast::<64, 8>(self.last_result.q.val())
                 | (bit_cast::<64, 1>(self.engine_busy.val().into()) << self.busy_shift.val())
                 | (bit_cast::<64, 1>(self.overrun.q.val().into()) << self.overrun_shift.val());
         }
-        if self.address.val() == self.context_id_offset.val() {
+        if self.selected.q.val().context_id {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.staged_context_id.q.val());
         }
-        if self.address.val() == self.key_offset.val() {
+        if self.selected.q.val().key {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.staged_key.q.val());
         }
-        if self.address.val() == self.access_offset.val() {
+        if self.selected.q.val().access {
             self.read_value.next = self.read_value.val() | self.staged_access.q.val();
         }
-        if self.address.val() == self.base_offset.val() {
+        if self.selected.q.val().base {
             self.read_value.next = self.read_value.val() | self.staged_base.q.val();
         }
-        if self.address.val() == self.pages_offset.val() {
+        if self.selected.q.val().pages {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.staged_pages.q.val());
         }
-        if self.address.val() == self.first_entry_offset.val() {
+        if self.selected.q.val().first_entry {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.staged_first_entry.q.val());
         }
-        if self.address.val() == self.entry_index_offset.val() {
+        if self.selected.q.val().entry_index {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.staged_entry_index.q.val());
         }
-        if self.address.val() == self.entry_value_offset.val() {
+        if self.selected.q.val().entry_value {
             self.read_value.next = self.read_value.val() | self.staged_entry_value.q.val();
         }
         // bit_cast cannot take a loop index, so the loop only selects.
         self.count_value.next = self.zero_32.val();
         for index in 0..STATUSES {
-            if self.address.val() == self.count_offsets[index].val() {
+            if self.selected.q.val().count
+                && (self.selected_count.q.val() == self.count_statuses[index].val())
+            {
                 self.count_value.next = self.count_value.val() | self.request_counts[index].q.val();
             }
         }
         self.read_value.next = self.read_value.val() | bit_cast::<64, 32>(self.count_value.val());
-        if self.address.val() == self.last_fault_offset.val() {
+        if self.selected.q.val().last_fault {
             self.read_value.next = self.read_value.val()
                 | (bit_cast::<64, 4>(self.fault_code.q.val()) << self.fault_code_shift.val())
                 | (bit_cast::<64, 1>(self.fault_write.q.val().into())
@@ -417,14 +501,14 @@ impl Logic for CsrBank {
                 | (bit_cast::<64, 1>(self.fault_valid.q.val().into())
                     << self.fault_valid_shift.val());
         }
-        if self.address.val() == self.last_fault_address_offset.val() {
+        if self.selected.q.val().last_fault_address {
             self.read_value.next = self.read_value.val() | self.fault_address.q.val();
         }
-        if self.address.val() == self.last_fault_length_offset.val() {
+        if self.selected.q.val().last_fault_length {
             self.read_value.next =
                 self.read_value.val() | bit_cast::<64, 32>(self.fault_length.q.val());
         }
-        if self.programming_register.val() && !self.unlocked.q.val() {
+        if self.selected.q.val().programming && !self.unlocked.q.val() {
             self.read_value.next = self.zero_64.val();
         }
         if self.response_valid.q.val() && self.mmio_response_ready.val() {
@@ -438,49 +522,50 @@ impl Logic for CsrBank {
         // Writes to programming registers: refused while locked, dropped while busy. Each
         // register's write is decided on its own (addresses are distinct), not down a chain.
         self.command_start.next = false;
+        self.command_written.next = self.writing.val() && self.selected.q.val().command;
         self.staging_write.next = self.writing.val()
-            && self.programming_register.val()
+            && self.selected.q.val().programming
             && self.unlocked.q.val()
             && !self.engine_busy.val();
-        if self.writing.val() && self.programming_register.val() && !self.unlocked.q.val() {
+        if self.writing.val() && self.selected.q.val().programming && !self.unlocked.q.val() {
             self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
         }
         if self.writing.val()
-            && self.programming_register.val()
+            && self.selected.q.val().programming
             && self.unlocked.q.val()
             && self.engine_busy.val()
         {
             self.overrun.d.next = true;
         }
-        if self.staging_write.val() && (self.address.val() == self.command_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().command {
             self.command_start.next = true;
             self.overrun.d.next = false;
         }
-        if self.staging_write.val() && (self.address.val() == self.context_id_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().context_id {
             self.staged_context_id.d.next = self.data.val().get_bits::<32>(0);
         }
-        if self.staging_write.val() && (self.address.val() == self.key_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().key {
             self.staged_key.d.next = self.data.val().get_bits::<32>(0);
         }
-        if self.staging_write.val() && (self.address.val() == self.access_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().access {
             self.staged_access.d.next = self.data.val();
         }
-        if self.staging_write.val() && (self.address.val() == self.base_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().base {
             self.staged_base.d.next = self.data.val();
         }
-        if self.staging_write.val() && (self.address.val() == self.pages_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().pages {
             self.staged_pages.d.next = self.data.val().get_bits::<32>(0);
         }
-        if self.staging_write.val() && (self.address.val() == self.first_entry_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().first_entry {
             self.staged_first_entry.d.next = self.data.val().get_bits::<32>(0);
         }
-        if self.staging_write.val() && (self.address.val() == self.entry_index_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().entry_index {
             self.staged_entry_index.d.next = self.data.val().get_bits::<32>(0);
         }
-        if self.staging_write.val() && (self.address.val() == self.entry_value_offset.val()) {
+        if self.staging_write.val() && self.selected.q.val().entry_value {
             self.staged_entry_value.d.next = self.data.val();
         }
-        if self.writing.val() && (self.address.val() == self.unlock_offset.val()) {
+        if self.writing.val() && self.selected.q.val().unlock {
             if (self.management_key.val() != self.zero_64.val())
                 && (self.data.val() == self.management_key.val())
             {
@@ -489,7 +574,7 @@ impl Logic for CsrBank {
                 self.failed_unlocks.d.next = self.failed_unlocks.q.val() + self.one_32.val();
             }
         }
-        if self.writing.val() && (self.address.val() == self.lock_offset.val()) {
+        if self.writing.val() && self.selected.q.val().lock {
             self.unlocked.d.next = false;
         }
 
@@ -522,7 +607,7 @@ impl Logic for CsrBank {
                     self.request_counts[index].q.val() + self.one_32.val();
             }
         }
-        if self.writing.val() && (self.address.val() == self.last_fault_offset.val()) {
+        if self.writing.val() && self.selected.q.val().last_fault {
             self.fault_valid.d.next = false;
             self.fault_code.d.next = self.status_ok.val();
             self.fault_write.d.next = false;

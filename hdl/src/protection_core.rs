@@ -89,8 +89,11 @@ pub struct ProtectionCore<
     responder: Responder<DATA_BITS>,
     /// Requests accepted and not yet answered in full.
     outstanding: DFF<Bits<16>>,
-    accepted: Signal<Local, bool>,
-    finished: Signal<Local, bool>,
+    // Counted a clock late, so that the request port's handshake ends in a flip-flop. Safe:
+    // the engine holds new requests from the clock after a command starts and looks at the
+    // count no sooner than two clocks later (checking, deciding).
+    accepted: DFF<bool>,
+    finished: DFF<bool>,
     one: Constant<Bits<16>>,
     zero: Constant<Bits<16>>,
 }
@@ -166,7 +169,7 @@ impl<
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, outstanding);
+        dff_setup!(self, clock, outstanding, accepted, finished);
         clock!(self, clock, csr, engine, avt, mover, responder);
         self.csr.reset.next = self.reset.val();
         self.engine.reset.next = self.reset.val();
@@ -213,7 +216,7 @@ impl<
         self.csr.advance_entry_index.next = self.engine.advance_entry_index.val();
 
         // Programming engine and tables.
-        self.avt.hold.next = self.engine.busy.val();
+        self.avt.hold.next = self.engine.busy.val() || self.csr.command_written.val();
         self.avt.context_write_enable.next = self.engine.context_write_enable.val();
         self.avt.context_write_index.next = self.engine.context_write_index.val();
         self.avt.context_write_data.next = self.engine.context_write_data.val();
@@ -274,17 +277,19 @@ impl<
         self.response_last.next = self.responder.response_last.val();
 
         // Requests in flight, which programming commands wait out.
-        self.accepted.next = self.request_valid.val() && self.avt.request_ready.val();
-        self.finished.next = self.responder.response_valid.val()
+        self.accepted.d.next = self.request_valid.val() && self.avt.request_ready.val();
+        self.finished.d.next = self.responder.response_valid.val()
             && self.response_ready.val()
             && self.responder.response_last.val();
-        if self.accepted.val() && !self.finished.val() {
+        if self.accepted.q.val() && !self.finished.q.val() {
             self.outstanding.d.next = self.outstanding.q.val() + self.one.val();
         }
-        if self.finished.val() && !self.accepted.val() {
+        if self.finished.q.val() && !self.accepted.q.val() {
             self.outstanding.d.next = self.outstanding.q.val() - self.one.val();
         }
         if self.reset.val() {
+            self.accepted.d.next = false;
+            self.finished.d.next = false;
             self.outstanding.d.next = self.zero.val();
         }
     }
