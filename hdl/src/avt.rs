@@ -13,9 +13,11 @@
 //!    nothing it uses.
 //! 3. *Translate*: the first failed check in the order of [`npmu_abi::Fault`] is the
 //!    request's fault. Each entry of a request that passed is checked valid. The first
-//!    page's physical page goes into the request's verdict, later pages into the page
-//!    queue. After the last page the verdict (status, first page, offset, length, pages
-//!    queued) enters the verdict queue.
+//!    page's physical page goes into the request's verdict, every later page into the page
+//!    queue, whatever the checks and the entry found: what enters the queues then follows
+//!    from registers alone, not from the table's output. After the last page the verdict
+//!    (status, first page, offset, length, pages queued) enters the verdict queue; the data
+//!    mover drops the queued pages of a request refused.
 //!
 //! A verdict is only issued once every page of the request is translated, so the data
 //! mover never touches persistent memory for a request that faults on any page.
@@ -75,7 +77,8 @@ pub struct Verdict {
     /// Offset of the first byte in its page.
     pub page_offset: Bits<16>,
     pub length: Bits<LENGTH_BITS>,
-    /// Pages this request put in the page queue (all but the first, or fewer on a fault).
+    /// Pages this request put in the page queue: all it walked but the first, whether it
+    /// passed or not (a request too long or empty walks one).
     pub queued_pages: Bits<16>,
     /// The request passed and has bytes to move: status 0 and a length above 0, decided
     /// here so that the data mover does not compare them in the clock it starts.
@@ -199,11 +202,9 @@ pub struct Avt<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> {
     translate_length: DFF<Bits<LENGTH_BITS>>,
     translate_page_offset: DFF<Bits<16>>,
     // What the request's earlier pages found.
-    have_first_page: DFF<bool>,
     first_page: DFF<Bits<PAGE_NUMBER_BITS>>,
     page_missing: DFF<bool>,
     queued_pages: DFF<Bits<16>>,
-    takes_first_page: Signal<Local, bool>,
     queues_page: Signal<Local, bool>,
     missing_now: Signal<Local, bool>,
     stall: Signal<Local, bool>,
@@ -321,11 +322,9 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             translate_address: Default::default(),
             translate_length: Default::default(),
             translate_page_offset: Default::default(),
-            have_first_page: Default::default(),
             first_page: Default::default(),
             page_missing: Default::default(),
             queued_pages: Default::default(),
-            takes_first_page: Default::default(),
             queues_page: Default::default(),
             missing_now: Default::default(),
             stall: Default::default(),
@@ -392,7 +391,6 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             translate_address,
             translate_length,
             translate_page_offset,
-            have_first_page,
             first_page,
             page_missing,
             queued_pages,
@@ -440,24 +438,12 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 
         self.missing_now.next =
             self.translate_lookup.val() && !self.entry_table.read_data.val().valid;
-        self.takes_first_page.next = self.translate_lookup.val()
-            && self.entry_table.read_data.val().valid
-            && !self.page_missing.q.val()
-            && !self.have_first_page.q.val();
-        self.queues_page.next = self.translate_lookup.val()
-            && self.entry_table.read_data.val().valid
-            && !self.page_missing.q.val()
-            && self.have_first_page.q.val();
-        // Waits for room wherever a page might be queued, whether or not its entry turns
-        // out valid, so that the wait does not hang off the translation table's output.
+        self.queues_page.next = self.translate_valid.q.val() && !self.translate_first.q.val();
         self.stall.next = self.translate_valid.q.val()
-            && ((self.translate_lookup.val()
-                && !self.translate_first.q.val()
-                && !self.pages.push_ready.val())
+            && ((self.queues_page.val() && !self.pages.push_ready.val())
                 || (self.translate_last.q.val() && !self.verdicts.push_ready.val()));
 
-        self.pages.push_valid.next =
-            self.translate_valid.q.val() && self.queues_page.val() && !self.stall.val();
+        self.pages.push_valid.next = self.queues_page.val() && !self.stall.val();
         self.pages.push_data.next = self.entry_table.read_data.val().page;
 
         self.verdicts.push_valid.next =
@@ -471,7 +457,7 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         self.verdicts.push_data.next.write = self.translate_write.q.val();
         self.verdicts.push_data.next.context = self.translate_context.q.val();
         self.verdicts.push_data.next.first_page = self.first_page.q.val();
-        if self.takes_first_page.val() {
+        if self.translate_first.q.val() {
             self.verdicts.push_data.next.first_page = self.entry_table.read_data.val().page;
         }
         self.verdicts.push_data.next.page_offset = self.translate_page_offset.q.val();
@@ -497,12 +483,10 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 
         if self.translate_valid.q.val() && !self.stall.val() {
             if self.translate_last.q.val() {
-                self.have_first_page.d.next = false;
                 self.page_missing.d.next = false;
                 self.queued_pages.d.next = self.zero_16.val();
             } else {
-                if self.takes_first_page.val() {
-                    self.have_first_page.d.next = true;
+                if self.translate_first.q.val() {
                     self.first_page.d.next = self.entry_table.read_data.val().page;
                 }
                 if self.missing_now.val() {
@@ -626,7 +610,6 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         if self.reset.val() {
             self.check_valid.d.next = false;
             self.translate_valid.d.next = false;
-            self.have_first_page.d.next = false;
             self.page_missing.d.next = false;
             self.queued_pages.d.next = self.zero_16.val();
             self.outcome_issued.d.next = false;
@@ -893,14 +876,16 @@ mod tests {
             length: (pages * CONFIG.page_bytes()) as u32 - 32,
         };
         assert_eq!(model.translate(&request).unwrap().len() as u64, pages);
-        timeline_of(&model, &request, 0, count)
+        timeline_of(&model, &request, 0, pages - 1, count)
     }
 
-    /// Accepts `count` copies of `request`, each of whose verdicts must carry `status`.
+    /// Accepts `count` copies of `request`, each of whose verdicts must carry `status` and
+    /// `queued` pages queued.
     fn timeline_of(
         model: &NetworkInterface,
         request: &Request,
         status: u64,
+        queued: u64,
         count: usize,
     ) -> (Vec<usize>, Vec<usize>) {
         let mut avt = SmallAvt::new(&CONFIG);
@@ -917,9 +902,7 @@ mod tests {
             settle(&mut avt);
             if avt.verdict_valid.val() {
                 assert_eq!(avt.verdict.val().status.to_u64(), status);
-                if status != 0 {
-                    assert_eq!(avt.verdict.val().queued_pages.to_u64(), 0, "nothing queued");
-                }
+                assert_eq!(avt.verdict.val().queued_pages.to_u64(), queued);
                 verdicts.push(now);
             }
             if avt.request_valid.val() && avt.request_ready.val() {
@@ -960,8 +943,8 @@ mod tests {
             address: 0x100000 + 16,
             length: 3 * CONFIG.page_bytes() as u32 - 32,
         };
-        let (accepted, verdicts) =
-            timeline_of(&model, &wrong_key, u64::from(Fault::KeyMismatch.code()), 4);
+        let key_mismatch = u64::from(Fault::KeyMismatch.code());
+        let (accepted, verdicts) = timeline_of(&model, &wrong_key, key_mismatch, 2, 4);
         assert_eq!(
             accepted,
             vec![0, 3, 6, 9],
@@ -977,6 +960,7 @@ mod tests {
             &model,
             &too_long,
             u64::from(Fault::RequestTooLong.code()),
+            0,
             4,
         );
         assert_eq!(accepted, vec![0, 1, 2, 3], "its length is never walked");
