@@ -1,9 +1,9 @@
 //! The programming engine: runs the AVT commands the CSR bank starts, and clears both
 //! tables after reset.
 //!
-//! A command is checked first, in the order the golden model states, and the check's
-//! result is held a clock before it is acted on (the checks' wide arithmetic would
-//! otherwise run on into the CSR bank); a refused command changes nothing. An accepted
+//! A command is checked first: each check on its own into a register, ranked the clock
+//! after in the order the golden model states (the checks' wide arithmetic would otherwise
+//! run on into the ranking and the CSR bank); a refused command changes nothing. An accepted
 //! one waits until no accepted request is in flight (the AVT takes no new requests
 //! meanwhile), then reads the table entry it needs, then writes or loads the staging
 //! registers. After reset the engine walks both tables writing invalid entries, one index
@@ -16,6 +16,21 @@ use npmu_abi::{
     Command, CommandError, Config, ENTRY_INDEX_BITS, INITIATOR_BITS, KEY_BITS, PAGE_NUMBER_BITS,
 };
 use rust_hdl::prelude::*;
+
+/// What each check of the pending command found, one flag a check.
+#[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
+pub struct Findings {
+    pub context_missing: bool,
+    pub entry_missing: bool,
+    pub access_reserved_set: bool,
+    pub no_pages: bool,
+    pub base_unaligned: bool,
+    pub first_entry_past_table: bool,
+    pub pages_past_table: bool,
+    pub range_wraps: bool,
+    pub entry_reserved_set: bool,
+    pub page_past_memory: bool,
+}
 
 #[derive(Copy, Clone, Debug, PartialEq, LogicState)]
 pub enum EngineState {
@@ -88,12 +103,15 @@ pub struct ProgrammingEngine<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_
     pending: DFF<EngineCommand>,
     walk_index: DFF<Bits<32>>,
 
-    context_missing: Signal<Local, bool>,
-    entry_missing: Signal<Local, bool>,
     context_length: Signal<Local, Bits<64>>,
+    found: Signal<Local, Findings>,
+    findings: DFF<Findings>,
     check_result: Signal<Local, Bits<8>>,
     base_page: Signal<Local, Bits<64>>,
-    checked: DFF<Bits<8>>,
+    // Worked out from the staged fields while the command is checked; they are stable
+    // until it is done.
+    context_end: DFF<Bits<65>>,
+    entry_bias: DFF<Bits<ENTRY_INDEX_BITS>>,
     new_generation: Signal<Local, Bits<32>>,
 
     register_code: Constant<Bits<64>>,
@@ -194,12 +212,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize>
             state: Default::default(),
             pending: Default::default(),
             walk_index: Default::default(),
-            context_missing: Default::default(),
-            entry_missing: Default::default(),
             context_length: Default::default(),
+            found: Default::default(),
+            findings: Default::default(),
             check_result: Default::default(),
             base_page: Default::default(),
-            checked: Default::default(),
+            context_end: Default::default(),
+            entry_bias: Default::default(),
             new_generation: Default::default(),
             register_code: command_code(Command::RegisterContext),
             invalidate_code: command_code(Command::InvalidateContext),
@@ -249,7 +268,16 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, state, pending, walk_index, checked);
+        dff_setup!(
+            self,
+            clock,
+            state,
+            pending,
+            walk_index,
+            findings,
+            context_end,
+            entry_bias
+        );
 
         self.busy.next = self.state.q.val() != EngineState::Idle;
         self.initializing.next = self.state.q.val() == EngineState::Initializing;
@@ -295,12 +323,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         self.context_write_data.next.first_entry =
             self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0);
         self.context_length.next = bit_cast::<64, 32>(self.pages.val()) << self.page_shift.val();
-        self.context_write_data.next.end =
+        self.context_end.d.next =
             bit_cast::<65, 64>(self.base.val()) + bit_cast::<65, 64>(self.context_length.val());
+        self.context_write_data.next.end = self.context_end.q.val();
         self.base_page.next = self.base.val() >> self.page_shift.val();
-        self.context_write_data.next.entry_bias =
-            self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0)
-                - self.base_page.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.entry_bias.d.next = self.first_entry.val().get_bits::<ENTRY_INDEX_BITS>(0)
+            - self.base_page.val().get_bits::<ENTRY_INDEX_BITS>(0);
+        self.context_write_data.next.entry_bias = self.entry_bias.q.val();
 
         self.entry_write_data.next.valid = self
             .entry_value
@@ -330,58 +359,65 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
             << self.entry_valid_shift.val())
             | bit_cast::<64, 32>(self.entry_read_data.val().page);
 
-        // The checks of each command, in the golden model's order.
-        self.context_missing.next = self.context_id.val() >= self.contexts.val();
-        self.entry_missing.next = self.entry_index.val() >= self.entries.val();
+        // Each check of the staged command on its own.
+        self.found.next.context_missing = self.context_id.val() >= self.contexts.val();
+        self.found.next.entry_missing = self.entry_index.val() >= self.entries.val();
+        self.found.next.access_reserved_set =
+            (self.access.val() & self.access_reserved.val()) != self.zero_64.val();
+        self.found.next.no_pages = self.pages.val() == self.zero_32.val();
+        self.found.next.base_unaligned =
+            (self.base.val() & self.page_offset_mask.val()) != self.zero_64.val();
+        self.found.next.first_entry_past_table = self.first_entry.val() >= self.entries.val();
+        self.found.next.pages_past_table =
+            self.pages.val() > self.entries.val() - self.first_entry.val();
+        self.found.next.range_wraps = (self.base.val() != self.zero_64.val())
+            && (self.base.val() > self.zero_64.val() - self.context_length.val());
+        self.found.next.entry_reserved_set =
+            (self.entry_value.val() & self.entry_reserved.val()) != self.zero_64.val();
+        self.found.next.page_past_memory = self.entry_write_data.val().valid
+            && (bit_cast::<64, 32>(self.entry_write_data.val().page) >= self.memory_pages.val());
+
+        // What they found, ranked in the golden model's order.
         self.check_result.next = self.ok.val();
         match self.pending.q.val() {
             EngineCommand::RegisterContext => {
-                if self.context_missing.val() {
+                if self.findings.q.val().context_missing {
                     self.check_result.next = self.no_such_context.val();
-                } else if (self.access.val() & self.access_reserved.val()) != self.zero_64.val() {
+                } else if self.findings.q.val().access_reserved_set {
                     self.check_result.next = self.reserved_bits.val();
-                } else if self.pages.val() == self.zero_32.val() {
+                } else if self.findings.q.val().no_pages {
                     self.check_result.next = self.empty_context.val();
-                } else if (self.base.val() & self.page_offset_mask.val()) != self.zero_64.val() {
+                } else if self.findings.q.val().base_unaligned {
                     self.check_result.next = self.unaligned_base.val();
-                } else if self.first_entry.val() >= self.entries.val() {
+                } else if self.findings.q.val().first_entry_past_table {
                     self.check_result.next = self.entries_out_of_range.val();
-                } else if self.pages.val() > self.entries.val() - self.first_entry.val() {
+                } else if self.findings.q.val().pages_past_table {
                     self.check_result.next = self.entries_out_of_range.val();
-                } else if (self.base.val() != self.zero_64.val())
-                    && (self.base.val() > self.zero_64.val() - self.context_length.val())
-                {
+                } else if self.findings.q.val().range_wraps {
                     self.check_result.next = self.range_wraps.val();
                 }
             }
             EngineCommand::InvalidateContext => {
-                if self.context_missing.val() {
+                if self.findings.q.val().context_missing {
                     self.check_result.next = self.no_such_context.val();
                 }
             }
             EngineCommand::ReadContext => {
-                if self.context_missing.val() {
+                if self.findings.q.val().context_missing {
                     self.check_result.next = self.no_such_context.val();
                 }
             }
             EngineCommand::WriteEntry => {
-                if self.entry_missing.val() {
+                if self.findings.q.val().entry_missing {
                     self.check_result.next = self.no_such_entry.val();
-                } else if (self.entry_value.val() & self.entry_reserved.val()) != self.zero_64.val()
-                {
+                } else if self.findings.q.val().entry_reserved_set {
                     self.check_result.next = self.reserved_bits.val();
-                } else if self.entry_write_data.val().valid
-                    && (bit_cast::<64, 32>(
-                        self.entry_value
-                            .val()
-                            .get_bits::<PAGE_NUMBER_BITS>(self.entry_page_shift.val().index()),
-                    ) >= self.memory_pages.val())
-                {
+                } else if self.findings.q.val().page_past_memory {
                     self.check_result.next = self.page_out_of_range.val();
                 }
             }
             EngineCommand::ReadEntry => {
-                if self.entry_missing.val() {
+                if self.findings.q.val().entry_missing {
                     self.check_result.next = self.no_such_entry.val();
                 }
             }
@@ -427,13 +463,13 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
                 }
             }
             EngineState::Checking => {
-                self.checked.d.next = self.check_result.val();
+                self.findings.d.next = self.found.val();
                 self.state.d.next = EngineState::Deciding;
             }
             EngineState::Deciding => {
-                if self.checked.q.val() != self.ok.val() {
+                if self.check_result.val() != self.ok.val() {
                     self.done.next = true;
-                    self.result.next = self.checked.q.val();
+                    self.result.next = self.check_result.val();
                     self.state.d.next = EngineState::Idle;
                 } else {
                     self.state.d.next = EngineState::Draining;
