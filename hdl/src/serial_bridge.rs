@@ -96,6 +96,13 @@ pub struct SerialBridge<const DATA_BITS: usize, const STROBE_BITS: usize> {
     taking_byte: Signal<Local, bool>,
     reply_free: Signal<Local, bool>,
     write_beats: Signal<Local, Bits<40>>,
+    /// The request waiting at the core is a write with beats to follow.
+    carries_data: DFF<bool>,
+    // The network request and the write beat on offer to the core. The core's ready signals
+    // only clear these; what follows a handshake is decided in the clock after, so those
+    // long paths from the core end in one flip-flop each.
+    request_offered: DFF<bool>,
+    beat_offered: DFF<bool>,
     timed_out: Signal<Local, bool>,
 
     read_register: Constant<Bits<8>>,
@@ -190,6 +197,9 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Default
             taking_byte: Default::default(),
             reply_free: Default::default(),
             write_beats: Default::default(),
+            carries_data: Default::default(),
+            request_offered: Default::default(),
+            beat_offered: Default::default(),
             timed_out: Default::default(),
             read_register: constant(u64::from(protocol::READ_REGISTER)),
             write_register: constant(u64::from(protocol::WRITE_REGISTER)),
@@ -240,6 +250,9 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
             beat,
             beat_bytes_left,
             beats_left,
+            carries_data,
+            request_offered,
+            beat_offered,
             padding,
             quiet_clocks,
             reset_clocks_left,
@@ -258,7 +271,10 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
             self.mmio_request_address.next = self.header.q.val().get_bits::<16>(152);
         }
         self.mmio_request_write_data.next = self.header.q.val().get_bits::<64>(104);
-        self.request_valid.next = self.state.q.val() == BridgeState::IssueRequest;
+        self.request_valid.next = self.request_offered.q.val();
+        if self.request_offered.q.val() && self.request_ready.val() {
+            self.request_offered.d.next = false;
+        }
         self.request_write.next = self.header.q.val().get_bit(0);
         self.request_context.next = self.header.q.val().get_bits::<16>(8);
         self.request_key.next = self.header.q.val().get_bits::<32>(24);
@@ -272,7 +288,10 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
         if self.header.q.val().get_bits::<32>(136) == self.zero_32.val() {
             self.write_beats.next = self.zero_40.val();
         }
-        self.write_data_valid.next = self.state.q.val() == BridgeState::Beat;
+        self.write_data_valid.next = self.beat_offered.q.val();
+        if self.beat_offered.q.val() && self.write_data_ready.val() {
+            self.beat_offered.d.next = false;
+        }
         self.write_data.next = self.beat.q.val().get_bits::<DATA_BITS>(8);
         self.write_data_enable.next = self.beat.q.val().get_bits::<STROBE_BITS>(0);
         self.core_reset.next = self.state.q.val() == BridgeState::Resetting;
@@ -355,6 +374,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
                         self.state.d.next = BridgeState::IssueRegister;
                         if self.opcode.q.val() == self.network_request.val() {
                             self.state.d.next = BridgeState::IssueRequest;
+                            self.request_offered.d.next = true;
                         }
                     }
                 } else if self.timed_out.val() {
@@ -372,15 +392,18 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
                 }
             }
             BridgeState::IssueRequest => {
-                if self.request_ready.val() {
+                // Worked out while the request is on offer, used once the core has it.
+                self.beats_left.d.next = self.write_beats.val();
+                self.carries_data.d.next =
+                    self.request_write.val() && (self.write_beats.val() != self.zero_40.val());
+                if !self.request_offered.q.val() {
                     self.state.d.next = BridgeState::Idle;
-                    if self.request_write.val() && (self.write_beats.val() != self.zero_40.val()) {
-                        self.state.d.next = BridgeState::Data;
-                        self.beats_left.d.next = self.write_beats.val();
-                        self.beat_bytes_left.d.next = self.beat_bytes.val();
-                        self.padding.d.next = false;
-                        self.quiet_clocks.d.next = self.zero_32.val();
-                    }
+                }
+                if !self.request_offered.q.val() && self.carries_data.q.val() {
+                    self.state.d.next = BridgeState::Data;
+                    self.beat_bytes_left.d.next = self.beat_bytes.val();
+                    self.padding.d.next = false;
+                    self.quiet_clocks.d.next = self.zero_32.val();
                 }
             }
             BridgeState::Data => {
@@ -388,17 +411,19 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
                     self.padding.d.next = true;
                     self.beat.d.next = self.zero_beat.val();
                     self.state.d.next = BridgeState::Beat;
+                    self.beat_offered.d.next = true;
                 } else if self.taking_byte.val() {
                     self.beat.d.next = (self.beat.q.val() >> 8)
                         | (bit_cast::<BEAT_BITS, 8>(self.received.val()) << self.beat_top.val());
                     self.beat_bytes_left.d.next = self.beat_bytes_left.q.val() - self.one_4.val();
                     if self.beat_bytes_left.q.val() == self.one_4.val() {
                         self.state.d.next = BridgeState::Beat;
+                        self.beat_offered.d.next = true;
                     }
                 }
             }
             BridgeState::Beat => {
-                if self.write_data_ready.val() {
+                if !self.beat_offered.q.val() {
                     self.beats_left.d.next = self.beats_left.q.val() - self.one_40.val();
                     self.beat_bytes_left.d.next = self.beat_bytes.val();
                     self.state.d.next = BridgeState::Data;
@@ -423,6 +448,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
 
         if self.reset.val() {
             self.state.d.next = BridgeState::Idle;
+            self.request_offered.d.next = false;
+            self.beat_offered.d.next = false;
             self.acknowledgement_valid.d.next = false;
             self.reply_bytes_left.d.next = self.zero_4.val();
         }
