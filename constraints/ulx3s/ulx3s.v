@@ -74,7 +74,7 @@ module npmu_ulx3s #(
     wire memory_response_valid;
     wire memory_response_ready;
     wire uart_overrun;
-    reg [31:0] read_data;
+    reg [31:0] response_data;
 
     npmu_board board (
         .clock(clock),
@@ -92,50 +92,69 @@ module npmu_ulx3s #(
         .memory_request_context(),
         .memory_response_valid(memory_response_valid),
         .memory_response_ready(memory_response_ready),
-        .memory_response_data(read_data)
+        .memory_response_data(response_data)
     );
 
-    // One request at a time, registered on the way in: the write enables reach 64 block
-    // RAMs across the chip, so they start from flip-flops. The RAM works in the clock
-    // after the request is taken, and the answer waits until the core takes it.
+    // One request at a time, in steps that each end in flip-flops. The request is
+    // registered on the way in: its write enables reach 64 block RAMs across the chip. The
+    // RAM works in the next clock. A block RAM's data arrives 5.6 ns after the clock, so in
+    // the clock after that it is copied into flip-flops beside its block RAM, and then the
+    // bank's copy is selected into the answer, which waits until the core takes it. Memory
+    // is 16 banks of 2 KiB a byte lane, one DP16KD each.
     reg held = 1'b0;
+    reg read = 1'b0;
+    reg copied = 1'b0;
     reg pending = 1'b0;
     reg held_write;
     reg [3:0] held_byte_enable;
     reg [31:0] held_write_data;
-    reg [14:0] word;
-    assign memory_request_ready = !held && !pending;
+    // Stable until the answer is taken: no other request is taken meanwhile.
+    reg [3:0] bank;
+    reg [10:0] offset;
+    wire [511:0] copies;
+    assign memory_request_ready = !held && !read && !copied && !pending;
     assign memory_response_valid = pending;
     always @(posedge clock) begin
+        held <= memory_request_valid && memory_request_ready;
+        read <= held;
+        copied <= read;
         if (memory_request_valid && memory_request_ready) begin
-            held <= 1'b1;
             held_write <= memory_request_write;
             held_byte_enable <= memory_request_byte_enable;
             held_write_data <= memory_request_write_data;
-            word <= memory_request_address[16:2];
+            bank <= memory_request_address[16:13];
+            offset <= memory_request_address[12:2];
         end
-        if (held) begin
-            held <= 1'b0;
+        if (copied) begin
             pending <= 1'b1;
+            response_data <= copies[32 * bank +: 32];
         end
         if (memory_response_valid && memory_response_ready)
             pending <= 1'b0;
         if (reset) begin
             held <= 1'b0;
+            read <= 1'b0;
+            copied <= 1'b0;
             pending <= 1'b0;
         end
     end
 
-    genvar lane;
+    genvar bank_index, lane;
     generate
-        for (lane = 0; lane < 4; lane = lane + 1) begin : lanes
-            reg [7:0] bytes [0:32767];
-            always @(posedge clock) begin
-                if (held) begin
-                    if (held_write && held_byte_enable[lane])
-                        bytes[word] <= held_write_data[8 * lane +: 8];
-                    read_data[8 * lane +: 8] <= bytes[word];
+        for (bank_index = 0; bank_index < 16; bank_index = bank_index + 1) begin : banks
+            for (lane = 0; lane < 4; lane = lane + 1) begin : lanes
+                reg [7:0] bytes [0:2047];
+                reg [7:0] data;
+                reg [7:0] copy;
+                always @(posedge clock) begin
+                    if (held && bank == bank_index) begin
+                        if (held_write && held_byte_enable[lane])
+                            bytes[offset] <= held_write_data[8 * lane +: 8];
+                        data <= bytes[offset];
+                    end
+                    copy <= data;
                 end
+                assign copies[32 * bank_index + 8 * lane +: 8] = copy;
             end
         end
     endgenerate

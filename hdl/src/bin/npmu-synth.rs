@@ -119,14 +119,15 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
         .collect::<String>();
     let synth = match board.family {
         Family::Ice40 => format!("synth_ice40 -abc9 -device u -dff -top {}", board.top),
-        // The NI's block-RAM tables and queues go into LUT RAM: a DP16KD's 5.6 ns from clock
-        // to data would leave 4.4 ns of the 10 ns clock for the logic behind them.
-        // Persistent memory (in the wrapper) stays in block RAM.
+        // Most of the NI's block-RAM tables and queues go into LUT RAM: a DP16KD's 5.6 ns
+        // from clock to data would leave 4.4 ns of the 10 ns clock for the logic behind
+        // them (see flow::SERIAL_BOARD_BLOCK_RAMS). Persistent memory (in the wrapper) stays
+        // in block RAM.
         Family::Ecp5 => format!(
             "hierarchy -top {top}; setattr -set ram_style \"distributed\" {lut_memories}; \
              synth_ecp5 -abc9 -top {top}",
             top = board.top,
-            lut_memories = flow::block_ram_selection(module)
+            lut_memories = flow::ecp5_lut_ram_selection(module)
         ),
         Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
     };
