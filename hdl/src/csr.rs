@@ -734,6 +734,44 @@ mod tests {
         assert_eq!(read(&mut bank, reg::IDENTITY.offset + 4), 0, "unaligned");
     }
 
+    /// What `command_written` says in the clock after an MMIO write to `offset` is taken.
+    fn command_written_after_writing(bank: &mut CsrBank, offset: u16) -> bool {
+        bank.mmio_request_valid.next = true;
+        bank.mmio_request_write.next = true;
+        bank.mmio_request_address.next = u64::from(offset).into();
+        settle(bank);
+        assert!(
+            !bank.command_written.val(),
+            "not in the clock the write is taken"
+        );
+        cycle(bank, clock);
+        bank.mmio_request_valid.next = false;
+        settle(bank);
+        let written = bank.command_written.val();
+        cycle(bank, clock);
+        settle(bank);
+        assert!(!bank.command_written.val(), "one clock only");
+        written
+    }
+
+    #[test]
+    fn a_command_write_holds_requests_in_the_clock_it_is_carried_out() {
+        let mut bank = bank();
+        assert!(
+            command_written_after_writing(&mut bank, reg::AVT_COMMAND.offset),
+            "even a refused one"
+        );
+        assert!(!command_written_after_writing(
+            &mut bank,
+            reg::AVT_CONTEXT_BASE.offset
+        ));
+        write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
+        assert!(command_written_after_writing(
+            &mut bank,
+            reg::AVT_COMMAND.offset
+        ));
+    }
+
     #[test]
     fn programming_needs_the_key_and_an_idle_engine() {
         let mut bank = bank();

@@ -95,9 +95,9 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     beat_done: Signal<Local, bool>,
     drop_beat: Signal<Local, bool>,
     drop_page: Signal<Local, bool>,
-    /// A refused request left write data or queued pages to drop.
     /// The verdict refuses a write whose data still arrives.
     refused_data: Signal<Local, bool>,
+    /// A refused request left write data or queued pages to drop.
     leftovers: Signal<Local, bool>,
 
     data_bytes: Constant<Bits<4>>,

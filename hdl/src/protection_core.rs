@@ -90,8 +90,8 @@ pub struct ProtectionCore<
     /// Requests accepted and not yet answered in full.
     outstanding: DFF<Bits<16>>,
     // Counted a clock late, so that the request port's handshake ends in a flip-flop. Safe:
-    // the engine holds new requests from the clock after a command starts and looks at the
-    // count no sooner than two clocks later (checking, deciding).
+    // no request is taken from the clock a command write is carried out, and the engine
+    // looks at the count no sooner than three clocks later (starting, checking, deciding).
     accepted: DFF<bool>,
     finished: DFF<bool>,
     one: Constant<Bits<16>>,
