@@ -5,16 +5,16 @@
 //! clock: what a read selects and a write changes then hangs off flip-flops, not off
 //! address comparisons. A read answers on the response channel the clock after that, and
 //! the bank takes no new request until that answer is taken. The bank holds the management
-//! lock, the staging registers the programming engine works from, the request counters and
-//! the last-fault record.
+//! lock, the staging registers the programming engine works from, the last-fault record and
+//! the request counters (in block RAM, see `crate::request_counters`).
 
 use crate::avt::RequestOutcome;
 use crate::constants::{constant, offset, shift};
+use crate::request_counters::{RequestCounters, STATUSES};
 use npmu_abi::registers::{self as reg, command_status, last_fault, status};
-use npmu_abi::{Config, Fault, KEY_BITS, MMIO_ADDRESS_BITS};
+use npmu_abi::{Config, KEY_BITS, MMIO_ADDRESS_BITS};
 use rust_hdl::prelude::*;
 
-const STATUSES: usize = Fault::MAX_CODE as usize + 1;
 const CAPABILITIES: usize = reg::CAPABILITIES.len();
 const PROGRAMMING_REGISTERS: usize = reg::PROGRAMMING.len();
 
@@ -109,7 +109,7 @@ pub struct CsrBank {
     staged_first_entry: DFF<Bits<32>>,
     staged_entry_index: DFF<Bits<32>>,
     staged_entry_value: DFF<Bits<64>>,
-    request_counts: [DFF<Bits<32>>; STATUSES],
+    counters: RequestCounters,
     fault_valid: DFF<bool>,
     fault_code: DFF<Bits<4>>,
     fault_write: DFF<bool>,
@@ -126,8 +126,6 @@ pub struct CsrBank {
     selected: DFF<Selection>,
     /// The capability register's value, or zero.
     selected_capability: DFF<Bits<64>>,
-    /// The status whose request counter is selected.
-    selected_count: DFF<Bits<4>>,
     selection: Signal<Local, Selection>,
     capability_value: Signal<Local, Bits<64>>,
     count_status: Signal<Local, Bits<4>>,
@@ -137,7 +135,6 @@ pub struct CsrBank {
     data: Signal<Local, Bits<64>>,
     read_value: Signal<Local, Bits<64>>,
     staging_write: Signal<Local, bool>,
-    count_value: Signal<Local, Bits<32>>,
 
     status_offset: Constant<Bits<16>>,
     unlock_offset: Constant<Bits<16>>,
@@ -237,7 +234,7 @@ impl CsrBank {
             staged_first_entry: Default::default(),
             staged_entry_index: Default::default(),
             staged_entry_value: Default::default(),
-            request_counts: Default::default(),
+            counters: Default::default(),
             fault_valid: Default::default(),
             fault_code: Default::default(),
             fault_write: Default::default(),
@@ -252,7 +249,6 @@ impl CsrBank {
             held_data: Default::default(),
             selected: Default::default(),
             selected_capability: Default::default(),
-            selected_count: Default::default(),
             selection: Default::default(),
             capability_value: Default::default(),
             count_status: Default::default(),
@@ -262,7 +258,6 @@ impl CsrBank {
             data: Default::default(),
             read_value: Default::default(),
             staging_write: Default::default(),
-            count_value: Default::default(),
             status_offset: offset(reg::STATUS),
             unlock_offset: offset(reg::MANAGEMENT_UNLOCK),
             lock_offset: offset(reg::MANAGEMENT_LOCK),
@@ -343,16 +338,15 @@ impl Logic for CsrBank {
             held_write,
             held_data,
             selected,
-            selected_capability,
-            selected_count
+            selected_capability
         );
-        for index in 0..STATUSES {
-            self.request_counts[index].clock.next = self.clock.val();
-            self.request_counts[index].d.next = self.request_counts[index].q.val();
-        }
+        self.counters.clock.next = self.clock.val();
+        self.counters.reset.next = self.reset.val();
 
-        self.mmio_request_ready.next =
-            !self.held.q.val() && !self.response_valid.q.val() && !self.reset.val();
+        self.mmio_request_ready.next = !self.held.q.val()
+            && !self.response_valid.q.val()
+            && !self.counters.clearing.val()
+            && !self.reset.val();
         self.mmio_response_valid.next = self.response_valid.q.val();
         self.mmio_response_data.next = self.response_data.q.val();
         self.held.d.next = self.mmio_request_valid.val() && self.mmio_request_ready.val();
@@ -408,8 +402,12 @@ impl Logic for CsrBank {
             self.held_data.d.next = self.mmio_request_write_data.val();
             self.selected.d.next = self.selection.val();
             self.selected_capability.d.next = self.capability_value.val();
-            self.selected_count.d.next = self.count_status.val();
         }
+        // A counter is read as the request is taken, whatever it names: the read costs
+        // nothing, and its value is there in the clock the request is carried out.
+        self.counters.read_start.next =
+            self.mmio_request_valid.val() && self.mmio_request_ready.val();
+        self.counters.read_status.next = self.count_status.val();
         self.taken.next = self.held.q.val() && !self.reset.val();
         self.writing.next = self.taken.val() && self.held_write.q.val();
         self.reading.next = self.taken.val() && !self.held_write.q.val();
@@ -479,16 +477,10 @@ impl Logic for CsrBank {
         if self.selected.q.val().entry_value {
             self.read_value.next = self.read_value.val() | self.staged_entry_value.q.val();
         }
-        // bit_cast cannot take a loop index, so the loop only selects.
-        self.count_value.next = self.zero_32.val();
-        for index in 0..STATUSES {
-            if self.selected.q.val().count
-                && (self.selected_count.q.val() == self.count_statuses[index].val())
-            {
-                self.count_value.next = self.count_value.val() | self.request_counts[index].q.val();
-            }
+        if self.selected.q.val().count {
+            self.read_value.next =
+                self.read_value.val() | bit_cast::<64, 32>(self.counters.read_count.val());
         }
-        self.read_value.next = self.read_value.val() | bit_cast::<64, 32>(self.count_value.val());
         if self.selected.q.val().last_fault {
             self.read_value.next = self.read_value.val()
                 | (bit_cast::<64, 4>(self.fault_code.q.val()) << self.fault_code_shift.val())
@@ -599,14 +591,8 @@ impl Logic for CsrBank {
         }
 
         // Counters and the fault record; a fault in the clock of a clearing write wins.
-        for index in 0..STATUSES {
-            if self.outcome_valid.val()
-                && (self.outcome.val().status == self.count_statuses[index].val())
-            {
-                self.request_counts[index].d.next =
-                    self.request_counts[index].q.val() + self.one_32.val();
-            }
-        }
+        self.counters.count_valid.next = self.outcome_valid.val();
+        self.counters.count_status.next = self.outcome.val().status;
         if self.writing.val() && self.selected.q.val().last_fault {
             self.fault_valid.d.next = false;
             self.fault_code.d.next = self.status_ok.val();
@@ -640,9 +626,6 @@ impl Logic for CsrBank {
             self.staged_first_entry.d.next = self.zero_32.val();
             self.staged_entry_index.d.next = self.zero_32.val();
             self.staged_entry_value.d.next = self.zero_64.val();
-            for index in 0..STATUSES {
-                self.request_counts[index].d.next = self.zero_32.val();
-            }
             self.fault_valid.d.next = false;
             self.fault_code.d.next = self.status_ok.val();
             self.fault_write.d.next = false;
@@ -660,6 +643,7 @@ mod tests {
     use super::*;
     use crate::testing::{cycle, settle};
     use npmu_abi::registers::request_count_offset;
+    use npmu_abi::Fault;
 
     const KEY: u64 = 0xfeed;
 
@@ -882,9 +866,27 @@ mod tests {
         let mut bank = bank();
         write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
         write(&mut bank, reg::AVT_CONTEXT_ID.offset, 3);
+        bank.outcome_valid.next = true;
+        cycle(&mut bank, clock);
+        bank.outcome_valid.next = false;
+        assert_eq!(read(&mut bank, request_count_offset(0)), 1);
         bank.reset.next = true;
         cycle(&mut bank, clock);
         bank.reset.next = false;
+        let mut clearing_clocks = 0;
+        while {
+            settle(&mut bank);
+            !bank.mmio_request_ready.val()
+        } {
+            cycle(&mut bank, clock);
+            clearing_clocks += 1;
+        }
+        assert_eq!(
+            clearing_clocks,
+            crate::request_counters::STATUSES,
+            "no request while the counters are zeroed"
+        );
+        assert_eq!(read(&mut bank, request_count_offset(0)), 0);
         assert_eq!(read(&mut bank, reg::STATUS.offset), 0);
         write(&mut bank, reg::MANAGEMENT_UNLOCK.offset, KEY);
         assert_eq!(read(&mut bank, reg::AVT_CONTEXT_ID.offset), 0);

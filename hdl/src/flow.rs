@@ -115,8 +115,10 @@ pub enum Ecp5Memory {
 /// The serial board's block RAMs, by instance path (RustHDL names each module after its
 /// instance), and where each goes on the ECP5. Yosys only warns about a name that matches
 /// nothing, so a test holds this list to the emitted Verilog.
-pub const SERIAL_BOARD_BLOCK_RAMS: [(&str, Ecp5Memory); 5] = [
+pub const SERIAL_BOARD_BLOCK_RAMS: [(&str, Ecp5Memory); 7] = [
     ("$received$storage", Ecp5Memory::LutRam),
+    ("$core$csr$counters$counts", Ecp5Memory::LutRam),
+    ("$core$csr$counters$host_copy", Ecp5Memory::LutRam),
     ("$core$responder$records$storage", Ecp5Memory::LutRam),
     ("$core$avt$pages$storage", Ecp5Memory::LutRam),
     ("$core$avt$context_table", Ecp5Memory::LutRam),

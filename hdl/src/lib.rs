@@ -12,6 +12,7 @@ pub mod network_interface;
 pub mod programming;
 pub mod protection_core;
 pub mod ram;
+pub mod request_counters;
 pub mod responder;
 pub mod serial_board;
 pub mod serial_bridge;
