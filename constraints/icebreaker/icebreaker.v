@@ -76,32 +76,41 @@ module npmu_icebreaker #(
         .memory_response_data(memory_response_data)
     );
 
-    // One request at a time: the SPRAMs take it in the clock it is accepted, their output
-    // is captured the clock after, and the answer waits until the core takes it.
+    // One request at a time. It is held in registers the clock it is accepted, so that
+    // no path from the core runs on across the chip to the SPRAMs in the corner; the
+    // SPRAMs take it the clock after, their output is captured the clock after that, and
+    // the answer waits until the core takes it.
     reg pending = 1'b0;
+    reg holding = 1'b0;
     reg capturing = 1'b0;
-    reg high_bank;
+    reg held_write;
+    reg [14:0] held_word;
+    reg [31:0] held_data;
+    reg [3:0] held_enable;
     reg [31:0] read_data;
     wire accepted = memory_request_valid && !pending;
-    wire [14:0] word = memory_request_address[16:2];
-    wire [3:0] enable = memory_request_write ? memory_request_byte_enable : 4'b0000;
     // Bank 0 (the lower 64 KiB) in bits 31:0, bank 1 in bits 63:32.
     wire [63:0] bank_data;
     assign memory_request_ready = !pending;
-    assign memory_response_valid = pending && !capturing;
+    assign memory_response_valid = pending && !holding && !capturing;
     assign memory_response_data = read_data;
     always @(posedge clock) begin
-        capturing <= accepted;
+        holding <= accepted;
+        capturing <= holding;
         if (accepted) begin
             pending <= 1'b1;
-            high_bank <= word[14];
+            held_write <= memory_request_write;
+            held_word <= memory_request_address[16:2];
+            held_data <= memory_request_write_data;
+            held_enable <= memory_request_write ? memory_request_byte_enable : 4'b0000;
         end
         if (capturing)
-            read_data <= high_bank ? bank_data[63:32] : bank_data[31:0];
+            read_data <= held_word[14] ? bank_data[63:32] : bank_data[31:0];
         if (memory_response_valid && memory_response_ready)
             pending <= 1'b0;
         if (reset) begin
             pending <= 1'b0;
+            holding <= 1'b0;
             capturing <= 1'b0;
         end
     end
@@ -112,13 +121,13 @@ module npmu_icebreaker #(
     generate
         for (bank = 0; bank < 2; bank = bank + 1) begin : banks
             for (half = 0; half < 2; half = half + 1) begin : halves
-                wire selected = accepted && word[14] == bank;
-                wire [1:0] bytes = enable[2 * half +: 2];
+                wire selected = holding && held_word[14] == bank;
+                wire [1:0] bytes = held_enable[2 * half +: 2];
                 SB_SPRAM256KA spram (
-                    .ADDRESS(word[13:0]),
-                    .DATAIN(memory_request_write_data[16 * half +: 16]),
+                    .ADDRESS(held_word[13:0]),
+                    .DATAIN(held_data[16 * half +: 16]),
                     .MASKWREN({bytes[1], bytes[1], bytes[0], bytes[0]}),
-                    .WREN(selected && memory_request_write),
+                    .WREN(selected && held_write),
                     .CHIPSELECT(selected),
                     .CLOCK(clock),
                     .STANDBY(1'b0),

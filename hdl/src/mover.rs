@@ -64,6 +64,10 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     current_page: DFF<Bits<PAGE_NUMBER_BITS>>,
     /// Offset in its page of the next beat's first byte.
     offset: DFF<Bits<16>>,
+    /// The lane of that byte, and the beat's room from it on: held beside the offset, so
+    /// the byte enables and the last-beat test start from flip-flops, not arithmetic.
+    first_lane: DFF<Bits<4>>,
+    room: DFF<Bits<4>>,
     remaining: DFF<Bits<32>>,
     /// The next beat is on a new page, taken from the page queue.
     page_from_queue: DFF<bool>,
@@ -82,8 +86,8 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     beat_offset: Signal<Local, Bits<16>>,
     beat_remaining: Signal<Local, Bits<32>>,
     page_available: Signal<Local, bool>,
-    first_lane: Signal<Local, Bits<4>>,
-    room: Signal<Local, Bits<4>>,
+    verdict_lane: Signal<Local, Bits<4>>,
+    verdict_room: Signal<Local, Bits<4>>,
     room_bits: Constant<Bits<32>>,
     last_beat: Signal<Local, bool>,
     beat_bytes: Signal<Local, Bits<4>>,
@@ -164,6 +168,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             page_available: Default::default(),
             first_lane: Default::default(),
             room: Default::default(),
+            verdict_lane: Default::default(),
+            verdict_room: Default::default(),
             room_bits: Constant::new(4u64.into()),
             last_beat: Default::default(),
             beat_bytes: Default::default(),
@@ -205,6 +211,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             current_context,
             current_page,
             offset,
+            first_lane,
+            room,
             remaining,
             page_from_queue,
             pages_to_drop,
@@ -232,25 +240,26 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             !(self.active.q.val() && self.page_from_queue.q.val()) || self.page_valid.val();
 
         // Which lanes the beat fills and where the next one starts.
-        self.first_lane.next = self.beat_offset.val().get_bits::<4>(0) & self.lane_mask_4.val();
-        self.room.next = self.data_bytes.val() - self.first_lane.val();
+        self.verdict_lane.next =
+            self.verdict.val().page_offset.get_bits::<4>(0) & self.lane_mask_4.val();
+        self.verdict_room.next = self.data_bytes.val() - self.verdict_lane.val();
         // The room is at most a beat (4 bits), so only the low 4 bits of what remains need a
         // comparison; the rest need only be zero, a test that needs no 32-bit carry chain.
         self.last_beat.next = ((self.beat_remaining.val() >> self.room_bits.val())
             == self.zero_32.val())
-            && (self.beat_remaining.val().get_bits::<4>(0) <= self.room.val());
-        self.beat_bytes.next = self.room.val();
+            && (self.beat_remaining.val().get_bits::<4>(0) <= self.room.q.val());
+        self.beat_bytes.next = self.room.q.val();
         if self.last_beat.val() {
             self.beat_bytes.next = self.beat_remaining.val().get_bits::<4>(0);
         }
-        self.end_lane.next = self.first_lane.val() + self.beat_bytes.val();
+        self.end_lane.next = self.first_lane.q.val() + self.beat_bytes.val();
         self.aligned_offset.next = self.beat_offset.val() & !self.lane_mask.val();
         self.next_offset.next =
             (self.aligned_offset.val() + self.data_bytes_16.val()) & self.page_offset_mask.val();
         self.crossing.next = self.next_offset.val() == self.zero_16.val();
         // Counted as if the beat were full: after the last beat nothing reads it, and this
         // keeps the subtraction off the last-beat comparison.
-        self.next_remaining.next = self.beat_remaining.val() - bit_cast::<32, 4>(self.room.val());
+        self.next_remaining.next = self.beat_remaining.val() - bit_cast::<32, 4>(self.room.q.val());
 
         // The memory request for a moving beat.
         self.memory_request_valid.next = self.moving.val()
@@ -262,12 +271,17 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             << self.page_shift.val())
             | bit_cast::<48, 16>(self.aligned_offset.val());
         self.memory_request_write_data.next = self.write_data.val();
-        self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
-            & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()));
+        // Lanes from the first up to the end: on the last beat the end is `remaining` bytes
+        // on, `room - remaining` lanes short of the beat's end.
+        self.memory_request_byte_enable.next = self.all_lanes.val() << self.first_lane.q.val();
+        if self.last_beat.val() {
+            self.memory_request_byte_enable.next = self.memory_request_byte_enable.val()
+                & (self.all_lanes.val()
+                    >> (self.room.q.val() - self.beat_remaining.val().get_bits::<4>(0)));
+        }
         if self.beat_write.val() {
-            self.memory_request_byte_enable.next = (self.all_lanes.val() << self.first_lane.val())
-                & (self.all_lanes.val() >> (self.data_bytes.val() - self.end_lane.val()))
-                & self.write_data_enable.val();
+            self.memory_request_byte_enable.next =
+                self.memory_request_byte_enable.val() & self.write_data_enable.val();
         }
         self.memory_request_context.next = self.beat_context.val();
         self.beat_done.next = self.memory_request_valid.val() && self.memory_request_ready.val();
@@ -300,7 +314,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         self.record.next.write = self.beat_write.val();
         self.record.next.last = self.last_beat.val() || self.start_refused.val();
         self.record.next.status = self.status_ok.val();
-        self.record.next.first_lane = self.first_lane.val();
+        self.record.next.first_lane = self.first_lane.q.val();
         self.record.next.end_lane = self.end_lane.val();
         if self.start_refused.val() {
             self.record.next.write = self.verdict.val().write;
@@ -322,6 +336,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.current_context.d.next = self.beat_context.val();
             self.current_page.d.next = self.beat_page.val();
             self.offset.d.next = self.next_offset.val();
+            self.first_lane.d.next = self.zero_4.val();
+            self.room.d.next = self.data_bytes.val();
             self.remaining.d.next = self.next_remaining.val();
             self.page_from_queue.d.next = self.crossing.val();
         }
@@ -332,6 +348,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.current_context.d.next = self.verdict.val().context;
             self.current_page.d.next = self.verdict.val().first_page;
             self.offset.d.next = self.verdict.val().page_offset;
+            self.first_lane.d.next = self.verdict_lane.val();
+            self.room.d.next = self.verdict_room.val();
             self.remaining.d.next = self.verdict.val().length;
             self.page_from_queue.d.next = false;
         }
@@ -340,6 +358,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.data_to_drop.d.next = self.refused_data.val();
             self.remaining.d.next = self.verdict.val().length;
             self.offset.d.next = self.verdict.val().page_offset;
+            self.first_lane.d.next = self.verdict_lane.val();
+            self.room.d.next = self.verdict_room.val();
             self.pages_to_drop.d.next = self.verdict.val().queued_pages;
             self.current_write.d.next = self.verdict.val().write;
             self.active.d.next = self.leftovers.val();
@@ -348,6 +368,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
         if self.drop_beat.val() {
             self.remaining.d.next = self.next_remaining.val();
             self.offset.d.next = self.next_offset.val();
+            self.first_lane.d.next = self.zero_4.val();
+            self.room.d.next = self.data_bytes.val();
             if self.last_beat.val() {
                 self.data_to_drop.d.next = false;
             }
