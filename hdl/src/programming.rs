@@ -370,8 +370,11 @@ impl<const CONTEXT_TABLE_BITS: usize, const ENTRY_TABLE_BITS: usize> Logic
         self.found.next.first_entry_past_table = self.first_entry.val() >= self.entries.val();
         self.found.next.pages_past_table =
             self.pages.val() > self.entries.val() - self.first_entry.val();
-        self.found.next.range_wraps = (self.base.val() != self.zero_64.val())
-            && (self.base.val() > self.zero_64.val() - self.context_length.val());
+        // The range passes 2^64: one carry out of the registered end, not a second 64-bit
+        // comparison after the addition. The end is a clock old, of the same staged values:
+        // nothing is staged while the engine is busy, nor in the clock it is started.
+        self.found.next.range_wraps = self.context_end.q.val().get_bit(64)
+            && (self.context_end.q.val().get_bits::<64>(0) != self.zero_64.val());
         self.found.next.entry_reserved_set =
             (self.entry_value.val() & self.entry_reserved.val()) != self.zero_64.val();
         self.found.next.page_past_memory = self.entry_write_data.val().valid
@@ -732,6 +735,26 @@ mod tests {
         let writes = (bench.context_writes, bench.entry_writes);
         assert_eq!(bench.run(command), u64::from(error.code()));
         assert_eq!((bench.context_writes, bench.entry_writes), writes);
+    }
+
+    #[rstest]
+    #[case::ends_at_the_top(0xffff_ffff_ffff_f800, 2, 0)]
+    #[case::one_page_past_it(0xffff_ffff_ffff_f800, 3, CommandError::RangeWraps.code())]
+    #[case::the_last_page(0xffff_ffff_ffff_fc00, 1, 0)]
+    fn a_range_may_end_at_two_to_the_64_but_not_pass_it(
+        #[case] base: u64,
+        #[case] pages: u64,
+        #[case] result: u8,
+    ) {
+        let mut bench = Bench::new();
+        for _ in 0..256 {
+            bench.clock();
+        }
+        bench.engine.drained.next = true;
+        bench.engine.context_id.next = 1u64.into();
+        bench.engine.pages.next = pages.into();
+        bench.engine.base.next = base.into();
+        assert_eq!(bench.run(Command::RegisterContext), u64::from(result));
     }
 
     #[test]
