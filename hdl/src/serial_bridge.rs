@@ -92,6 +92,9 @@ pub struct SerialBridge<const DATA_BITS: usize, const STROBE_BITS: usize> {
     acknowledgement_bytes: DFF<Bits<4>>,
     reply: DFF<Bits<REPLY_BITS>>,
     reply_bytes_left: DFF<Bits<4>>,
+    /// The core's reset, from a flip-flop: it reaches every register of the core, so it
+    /// must not start at the state decoder. It follows the Resetting state a clock late.
+    holding_core_in_reset: DFF<bool>,
 
     taking_byte: Signal<Local, bool>,
     reply_free: Signal<Local, bool>,
@@ -194,6 +197,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Default
             acknowledgement_bytes: Default::default(),
             reply: Default::default(),
             reply_bytes_left: Default::default(),
+            holding_core_in_reset: Default::default(),
             taking_byte: Default::default(),
             reply_free: Default::default(),
             write_beats: Default::default(),
@@ -260,7 +264,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
             acknowledgement,
             acknowledgement_bytes,
             reply,
-            reply_bytes_left
+            reply_bytes_left,
+            holding_core_in_reset
         );
 
         // The header's fields, where the shifter leaves them once the command is in.
@@ -294,7 +299,8 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
         }
         self.write_data.next = self.beat.q.val().get_bits::<DATA_BITS>(8);
         self.write_data_enable.next = self.beat.q.val().get_bits::<STROBE_BITS>(0);
-        self.core_reset.next = self.state.q.val() == BridgeState::Resetting;
+        self.holding_core_in_reset.d.next = self.state.q.val() == BridgeState::Resetting;
+        self.core_reset.next = self.holding_core_in_reset.q.val();
 
         // Replies: an acknowledgement first, then a register value, then a response beat.
         self.sent_valid.next = self.reply_bytes_left.q.val() != self.zero_4.val();
