@@ -86,6 +86,7 @@ pub struct Mover<const DATA_BITS: usize, const STROBE_BITS: usize> {
     beat_offset: Signal<Local, Bits<16>>,
     beat_remaining: Signal<Local, Bits<32>>,
     page_available: Signal<Local, bool>,
+    verdict_offset: Signal<Local, Bits<16>>,
     verdict_lane: Signal<Local, Bits<4>>,
     verdict_room: Signal<Local, Bits<4>>,
     room_bits: Constant<Bits<32>>,
@@ -168,6 +169,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Mover<DATA_BITS, STROBE_B
             page_available: Default::default(),
             first_lane: Default::default(),
             room: Default::default(),
+            verdict_offset: Default::default(),
             verdict_lane: Default::default(),
             verdict_room: Default::default(),
             room_bits: Constant::new(4u64.into()),
@@ -240,8 +242,10 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             !(self.active.q.val() && self.page_from_queue.q.val()) || self.page_valid.val();
 
         // Which lanes the beat fills and where the next one starts.
+        // A field of a struct cannot be sliced in place (Icarus and Yosys refuse the Verilog).
+        self.verdict_offset.next = self.verdict.val().page_offset;
         self.verdict_lane.next =
-            self.verdict.val().page_offset.get_bits::<4>(0) & self.lane_mask_4.val();
+            self.verdict_offset.val().get_bits::<4>(0) & self.lane_mask_4.val();
         self.verdict_room.next = self.data_bytes.val() - self.verdict_lane.val();
         // The room is at most a beat (4 bits), so only the low 4 bits of what remains need a
         // comparison; the rest need only be zero, a test that needs no 32-bit carry chain.
@@ -347,7 +351,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             self.current_write.d.next = self.verdict.val().write;
             self.current_context.d.next = self.verdict.val().context;
             self.current_page.d.next = self.verdict.val().first_page;
-            self.offset.d.next = self.verdict.val().page_offset;
+            self.offset.d.next = self.verdict_offset.val();
             self.first_lane.d.next = self.verdict_lane.val();
             self.room.d.next = self.verdict_room.val();
             self.remaining.d.next = self.verdict.val().length;
@@ -357,7 +361,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic for Mover<DATA_BITS
             // A refused write's data still arrives and is dropped; so are queued pages.
             self.data_to_drop.d.next = self.refused_data.val();
             self.remaining.d.next = self.verdict.val().length;
-            self.offset.d.next = self.verdict.val().page_offset;
+            self.offset.d.next = self.verdict_offset.val();
             self.first_lane.d.next = self.verdict_lane.val();
             self.room.d.next = self.verdict_room.val();
             self.pages_to_drop.d.next = self.verdict.val().queued_pages;
