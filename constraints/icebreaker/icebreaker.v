@@ -140,7 +140,12 @@ module npmu_icebreaker #(
     endgenerate
 
     assign led_red_n = !uart_overrun;
-    assign led_green_n = reset;
+    // The LED from its own flip-flop, so that the reset register, which reaches every
+    // register of the design, is not pulled out to the LED's pin.
+    reg led_green_n_register = 1'b1;
+    always @(posedge clock)
+        led_green_n_register <= reset;
+    assign led_green_n = led_green_n_register;
 endmodule
 
 `default_nettype wire

@@ -159,7 +159,12 @@ module npmu_ulx3s #(
         end
     endgenerate
 
-    assign led_running = !reset;
+    // The LED from its own flip-flop, so that the reset register, which reaches every
+    // register of the design, is not pulled out to the LED's pin.
+    reg led_running_register = 1'b0;
+    always @(posedge clock)
+        led_running_register <= !reset;
+    assign led_running = led_running_register;
     assign led_overrun = uart_overrun;
 endmodule
 

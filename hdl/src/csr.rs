@@ -408,7 +408,9 @@ impl Logic for CsrBank {
         self.counters.read_start.next =
             self.mmio_request_valid.val() && self.mmio_request_ready.val();
         self.counters.read_status.next = self.count_status.val();
-        self.taken.next = self.held.q.val() && !self.reset.val();
+        // Not gated by reset, which would put the reset on the AVT's hold: whatever a
+        // request carried out under reset changes, the reset below puts back.
+        self.taken.next = self.held.q.val();
         self.writing.next = self.taken.val() && self.held_write.q.val();
         self.reading.next = self.taken.val() && !self.held_write.q.val();
         self.data.next = self.held_data.q.val();

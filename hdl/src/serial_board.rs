@@ -104,7 +104,7 @@ impl<
         self.received.reset.next = self.reset.val();
         self.bridge.reset.next = self.reset.val();
         self.transmitter.reset.next = self.reset.val();
-        self.core.reset.next = self.reset.val() || self.bridge.core_reset.val();
+        self.core.reset.next = self.bridge.core_reset.val();
         self.core.management_key.next = self.management_key.val();
 
         self.receiver.line.next = self.uart_receive.val();

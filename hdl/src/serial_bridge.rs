@@ -48,7 +48,7 @@ pub struct SerialBridge<const DATA_BITS: usize, const STROBE_BITS: usize> {
     pub sent_ready: Signal<In, bool>,
     pub sent: Signal<Out, Bits<8>>,
 
-    /// Holds the core in reset while a reset command runs.
+    /// The core's reset: the board's, or a reset command's, a clock late.
     pub core_reset: Signal<Out, bool>,
     pub mmio_request_valid: Signal<Out, bool>,
     pub mmio_request_ready: Signal<In, bool>,
@@ -92,8 +92,9 @@ pub struct SerialBridge<const DATA_BITS: usize, const STROBE_BITS: usize> {
     acknowledgement_bytes: DFF<Bits<4>>,
     reply: DFF<Bits<REPLY_BITS>>,
     reply_bytes_left: DFF<Bits<4>>,
-    /// The core's reset, from a flip-flop: it reaches every register of the core, so it
-    /// must not start at the state decoder. It follows the Resetting state a clock late.
+    /// The core's reset, from a flip-flop: it reaches every register of the core and
+    /// runs on through the AVT's stall, so it must not start at a gate. It follows the
+    /// board's reset and the Resetting state a clock late.
     holding_core_in_reset: DFF<bool>,
 
     taking_byte: Signal<Local, bool>,
@@ -453,6 +454,7 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize> Logic
         }
 
         if self.reset.val() {
+            self.holding_core_in_reset.d.next = true;
             self.state.d.next = BridgeState::Idle;
             self.request_offered.d.next = false;
             self.beat_offered.d.next = false;
