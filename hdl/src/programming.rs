@@ -564,6 +564,15 @@ mod tests {
             bench
         }
 
+        /// A bench whose engine has cleared its tables after reset.
+        fn initialized() -> Self {
+            let mut bench = Self::new();
+            for _ in 0..256 {
+                bench.clock();
+            }
+            bench
+        }
+
         /// One clock, carrying out the engine's table reads and writes.
         fn clock(&mut self) {
             settle(&mut self.engine);
@@ -644,10 +653,7 @@ mod tests {
 
     #[test]
     fn registration_waits_for_the_drain_and_bumps_the_generation() {
-        let mut bench = Bench::new();
-        for _ in 0..256 {
-            bench.clock();
-        }
+        let mut bench = Bench::initialized();
         bench.contexts[2].key = 0x0000_07ffu64.into();
         let engine = &mut bench.engine;
         engine.context_id.next = 2u64.into();
@@ -723,10 +729,7 @@ mod tests {
         #[case] base: u64,
         #[case] error: CommandError,
     ) {
-        let mut bench = Bench::new();
-        for _ in 0..256 {
-            bench.clock();
-        }
+        let mut bench = Bench::initialized();
         bench.engine.drained.next = true;
         bench.engine.context_id.next = context.into();
         bench.engine.access.next = access.into();
@@ -746,10 +749,7 @@ mod tests {
         #[case] pages: u64,
         #[case] result: u8,
     ) {
-        let mut bench = Bench::new();
-        for _ in 0..256 {
-            bench.clock();
-        }
+        let mut bench = Bench::initialized();
         bench.engine.drained.next = true;
         bench.engine.context_id.next = 1u64.into();
         bench.engine.pages.next = pages.into();
@@ -759,10 +759,7 @@ mod tests {
 
     #[test]
     fn entries_are_written_checked_and_read_back() {
-        let mut bench = Bench::new();
-        for _ in 0..256 {
-            bench.clock();
-        }
+        let mut bench = Bench::initialized();
         bench.engine.drained.next = true;
         bench.engine.entry_index.next = 7u64.into();
         bench.engine.entry_value.next =
