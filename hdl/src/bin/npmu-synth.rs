@@ -129,7 +129,9 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
             top = board.top,
             lut_memories = flow::ecp5_lut_ram_selection(module)
         ),
-        Family::Xilinx7 => format!("synth_xilinx -family xc7 -top {}", board.top),
+        // Flattened: Yosys 0.23 (Debian's) writes the hierarchy as text into `stat -json`
+        // of a hierarchical design, which is then no longer JSON.
+        Family::Xilinx7 => format!("synth_xilinx -flatten -family xc7 -top {}", board.top),
     };
     let script = format!("{read}{synth}; write_json {netlist}; tee -q -o {statistics} stat -json");
     let mut yosys = Command::new(&tools.yosys);
