@@ -6,7 +6,7 @@
 //! nextpnr and the packers from PyPI, pinned, in a project-local virtual environment
 //! (Debian's nextpnr-ice40 0.4 took a quarter of an hour on the UP5K build, and could not
 //! place it at 98% full; 0.11 places it in minutes). The Artix-7 PCIe card is synthesized
-//! only, with Debian's yosys (nextpnr-xilinx is not packaged).
+//! only, with Debian's yosys (nextpnr-xilinx is not packaged), its PCIe block a black box.
 
 use crate::serial_board::{FAST_LINE_CLOCKS, SLOW_LINE_CLOCKS};
 use npmu_abi::Config;
@@ -39,15 +39,18 @@ pub struct Board {
     pub device: Device,
     /// Top module of the wrapper in `constraints/<name>/<name>.v`.
     pub top: &'static str,
-    /// What the wrapper instantiates: the serial board at a line speed, or the whole NI.
+    /// What the wrapper instantiates: the serial board at a line speed, or the whole NI
+    /// behind the PCIe adapter.
     pub design: Design,
+    /// Files beside the wrapper that declare, as black boxes, the modules a user brings.
+    pub black_boxes: &'static [&'static str],
     pub target_mhz: f64,
 }
 
 #[derive(Clone, Copy, Debug)]
 pub enum Design {
     SerialBoard { config: Config, clocks_per_bit: u64 },
-    NetworkInterface { config: Config },
+    PcieCard { config: Config },
 }
 
 pub const BOARDS: [Board; 3] = [
@@ -66,6 +69,7 @@ pub const BOARDS: [Board; 3] = [
             config: Config::ICE40,
             clocks_per_bit: FAST_LINE_CLOCKS,
         },
+        black_boxes: &[],
         target_mhz: 24.0,
     },
     Board {
@@ -83,11 +87,12 @@ pub const BOARDS: [Board; 3] = [
             config: Config::ICE40,
             clocks_per_bit: SLOW_LINE_CLOCKS,
         },
+        black_boxes: &[],
         target_mhz: 100.0,
     },
     Board {
         name: "litefury",
-        description: "LiteFury (XC7A100T, PCIe x1 Gen2): the whole NI, synthesis only",
+        description: "LiteFury (XC7A100T, PCIe x1 Gen2): the NI behind the PCIe adapter, 256 KiB block RAM, synthesis only",
         family: Family::Xilinx7,
         device: Device {
             part: "xc7a100t",
@@ -95,10 +100,11 @@ pub const BOARDS: [Board; 3] = [
             ffs: 126800,
             brams: 135,
         },
-        top: "npmu_ni",
-        design: Design::NetworkInterface {
-            config: Config::SIM,
+        top: "npmu_litefury",
+        design: Design::PcieCard {
+            config: Config::ARTIX7,
         },
+        black_boxes: &["pcie_7x_interface.v"],
         target_mhz: 125.0,
     },
 ];

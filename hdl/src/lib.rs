@@ -9,6 +9,7 @@ pub mod fifo;
 pub mod flow;
 pub mod mover;
 pub mod network_interface;
+pub mod pcie;
 pub mod programming;
 pub mod protection_core;
 pub mod ram;

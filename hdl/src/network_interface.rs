@@ -329,3 +329,5 @@ macro_rules! network_interface_of {
 pub type SimNetworkInterface = network_interface_of!(Config::SIM);
 /// The iCE40 configuration's NI.
 pub type Ice40NetworkInterface = network_interface_of!(Config::ICE40);
+/// The LiteFury's NI.
+pub type Artix7NetworkInterface = network_interface_of!(Config::ARTIX7);

@@ -1,6 +1,9 @@
 //! Verilog emission: RustHDL's generator, with the top module named as asked.
 
-use crate::network_interface::{Ice40NetworkInterface, SimNetworkInterface};
+use crate::network_interface::{
+    Artix7NetworkInterface, Ice40NetworkInterface, SimNetworkInterface,
+};
+use crate::pcie::{PcieAdapter, COMPLETION_TIMEOUT_BITS};
 use crate::protection_core::{Ice40ProtectionCore, SimProtectionCore};
 use crate::serial_board::{
     Ice40SerialBoard, Ice40SlowLineSerialBoard, SimSerialBoard, FAST_LINE_CLOCKS, SLOW_LINE_CLOCKS,
@@ -14,6 +17,8 @@ use thiserror::Error;
 pub const TOP_MODULE: &str = "npmu_ni";
 /// Name of the serial board's top module, for the wrappers of boards without PCIe.
 pub const BOARD_MODULE: &str = "npmu_board";
+/// Name of the PCIe adapter's top module, for the wrappers of PCIe cards.
+pub const PCIE_ADAPTER_MODULE: &str = "npmu_pcie_adapter";
 /// Name of the protection core's top module when emitted alone, for its tests.
 pub const CORE_MODULE: &str = "npmu_core";
 
@@ -60,8 +65,21 @@ pub fn network_interface(config: &Config) -> Result<String, VerilogError> {
             ni.connect_all();
             generate(TOP_MODULE, &*ni)
         }
+        Config::ARTIX7 => {
+            let mut ni = Box::new(Artix7NetworkInterface::new(config));
+            ni.connect_all();
+            generate(TOP_MODULE, &*ni)
+        }
         _ => Err(VerilogError::UnsupportedConfig(config.name)),
     }
+}
+
+/// The adapter between the NI's host ports and the 7-series PCIe block, top module
+/// [`PCIE_ADAPTER_MODULE`].
+pub fn pcie_adapter() -> Result<String, VerilogError> {
+    let mut adapter = Box::<PcieAdapter<COMPLETION_TIMEOUT_BITS>>::default();
+    adapter.connect_all();
+    generate(PCIE_ADAPTER_MODULE, &*adapter)
 }
 
 /// The protection core behind a serial bridge built for `config`, its line at

@@ -71,3 +71,35 @@ fn the_top_module_is_npmu_ni() {
     assert!(text.contains("\nmodule npmu_ni("));
     assert!(!text.contains("module top("));
 }
+
+/// The PCIe adapter, emitted on its own for the LiteFury's wrapper.
+fn pcie_adapter_verilog() -> String {
+    let path = std::env::temp_dir().join(format!("npmu_pcie_adapter-{}.v", std::process::id()));
+    std::fs::write(&path, npmu_hdl::verilog::pcie_adapter().unwrap()).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_pcie_adapter_passes_the_lint_icarus_and_yosys() {
+    let top = npmu_hdl::verilog::PCIE_ADAPTER_MODULE;
+    let source = pcie_adapter_verilog();
+    let waivers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../hdl/lint.vlt");
+    run(
+        "verilator",
+        &[
+            "--lint-only",
+            "-Wall",
+            "--top-module",
+            top,
+            waivers.to_str().unwrap(),
+            &source,
+        ],
+    );
+    run(
+        "iverilog",
+        &["-g2012", "-s", top, "-o", "/dev/null", &source],
+    );
+    let script = format!("read_verilog {source}; hierarchy -check -top {top}; proc");
+    run("yosys", &["-q", "-p", &script]);
+    std::fs::remove_file(source).unwrap();
+}

@@ -68,6 +68,20 @@ impl Config {
         engine_queue_depth: 2,
     };
 
+    /// The LiteFury's (Artix-7, PCIe x1 Gen2; built by `npmu-synth --board litefury`, not
+    /// in [`Config::ALL`], which lists the simulated builds): the default's tables, 256 KiB of block RAM
+    /// as persistent memory, and DMA in 128-byte packets, the smallest maximum payload
+    /// and read request sizes a host may set, so no setting of the host's makes them too
+    /// long.
+    pub const ARTIX7: Config = Config {
+        name: "artix7",
+        memory_pages: 64,
+        target_clock_mhz: 125,
+        max_payload_bytes: 128,
+        max_read_request_bytes: 128,
+        ..Config::SIM
+    };
+
     pub const ALL: [Config; 2] = [Config::SIM, Config::ICE40];
 
     pub fn by_name(name: &str) -> Result<Config, ConfigError> {
@@ -206,6 +220,14 @@ mod tests {
     fn named_configurations_are_valid(#[case] config: Config) {
         config.validate().unwrap();
         assert_eq!(Config::by_name(config.name), Ok(config));
+    }
+
+    #[test]
+    fn the_litefury_configuration_is_valid_and_its_dma_fits_any_host_setting() {
+        Config::ARTIX7.validate().unwrap();
+        // 128 bytes: the smallest maximum payload and read request size PCIe allows.
+        assert_eq!(Config::ARTIX7.max_payload_bytes, 128);
+        assert_eq!(Config::ARTIX7.max_read_request_bytes, 128);
     }
 
     #[test]

@@ -86,28 +86,38 @@ fn synthesize(board: &Board, directory: &Path, seed: u32) -> Result<Outcome, Flo
     install_missing(board.family, &workspace, &progress)?;
 
     step(format!("emitting the Verilog for {}", board.name));
-    let (verilog, module) = match board.design {
+    let generated = match board.design {
         Design::SerialBoard {
             config,
             clocks_per_bit,
-        } => (
-            npmu_hdl::verilog::serial_board_with_line(&config, clocks_per_bit)?,
+        } => vec![(
             npmu_hdl::verilog::BOARD_MODULE,
-        ),
-        Design::NetworkInterface { config } => (
-            npmu_hdl::verilog::network_interface(&config)?,
-            npmu_hdl::verilog::TOP_MODULE,
-        ),
+            npmu_hdl::verilog::serial_board_with_line(&config, clocks_per_bit)?,
+        )],
+        Design::PcieCard { config } => vec![
+            (
+                npmu_hdl::verilog::TOP_MODULE,
+                npmu_hdl::verilog::network_interface(&config)?,
+            ),
+            (
+                npmu_hdl::verilog::PCIE_ADAPTER_MODULE,
+                npmu_hdl::verilog::pcie_adapter()?,
+            ),
+        ],
     };
+    let module = generated[0].0;
     // Every tool runs in the output directory on file names alone: the YoWASP builds see
     // only their working directory, so the board's files are copied in beside the design.
-    let design = format!("{module}.v");
-    write(&directory.join(&design), &verilog)?;
-    let mut sources = vec![design];
-    if board.family != Family::Xilinx7 {
-        let wrapper = format!("{}.v", board.name);
-        copy(&constraints.join(&wrapper), &directory.join(&wrapper))?;
-        sources.push(wrapper);
+    let mut sources = Vec::new();
+    for (name, verilog) in &generated {
+        let design = format!("{name}.v");
+        write(&directory.join(&design), verilog)?;
+        sources.push(design);
+    }
+    let wrapper = format!("{}.v", board.name);
+    for file in std::iter::once(&wrapper.as_str()).chain(board.black_boxes) {
+        copy(&constraints.join(file), &directory.join(file))?;
+        sources.push(file.to_string());
     }
 
     step("synthesizing with Yosys".into());
