@@ -509,7 +509,7 @@ fn completions_for(tag: u8, address: u64, data: &[u8], boundary: u64) -> Vec<Vec
 }
 
 /// The NI beats a read of `data` at `address` should arrive as.
-fn expected_beats(tag: u8, address: u64, data: &[u8]) -> Vec<(u64, u64)> {
+fn expected_beats(address: u64, data: &[u8]) -> Vec<(u64, u64)> {
     let end = address + data.len() as u64;
     let mut beats = Vec::new();
     let mut beat = address & !7;
@@ -526,7 +526,6 @@ fn expected_beats(tag: u8, address: u64, data: &[u8]) -> Vec<(u64, u64)> {
         beats.push((value, mask));
         beat += 8;
     }
-    let _ = tag;
     beats
 }
 
@@ -551,7 +550,7 @@ fn read_completions_reach_the_ni_in_the_lanes_of_their_addresses() {
         }
         bench.completions.clear();
         bench.run(length as usize / 8 + 20);
-        let expected = expected_beats(tag, address, &data);
+        let expected = expected_beats(address, &data);
         let got = &bench.completions;
         assert_eq!(got.len(), expected.len(), "round {round}: beats");
         for (index, (beat, (value, mask))) in got.iter().zip(&expected).enumerate() {
