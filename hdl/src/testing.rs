@@ -16,6 +16,24 @@ pub fn cycle<B: Block>(block: &mut B, clock: impl Fn(&mut B, bool)) {
     settle(block);
 }
 
+/// `bytes` in beats of `width` byte lanes, the first byte in lane `first_lane`: each beat's
+/// data and the mask of the lanes it carries (one bit a lane).
+pub fn lane_beats(width: usize, first_lane: usize, bytes: &[u8]) -> Vec<(u64, u64)> {
+    let mut padded = vec![None; first_lane];
+    padded.extend(bytes.iter().map(|byte| Some(*byte)));
+    padded
+        .chunks(width)
+        .map(|beat| {
+            beat.iter()
+                .enumerate()
+                .fold((0, 0), |(data, mask), (index, byte)| match byte {
+                    Some(byte) => (data | u64::from(*byte) << (8 * index), mask | 1 << index),
+                    None => (data, mask),
+                })
+        })
+        .collect()
+}
+
 /// Random pushes and pops against a queue, checking order, capacity and flags: `$fifo`
 /// holds `$capacity` entries and an entry reaches the head `$latency` clocks after its
 /// push at the latest. A macro because both FIFOs have the same ports but no common trait.

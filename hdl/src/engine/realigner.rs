@@ -270,19 +270,7 @@ mod tests {
     type Small = Realigner<32, 4>;
 
     fn beats(lane: usize, bytes: &[u8]) -> Vec<(u64, u64)> {
-        let mut padded = vec![None; lane];
-        padded.extend(bytes.iter().map(|byte| Some(*byte)));
-        padded
-            .chunks(4)
-            .map(|beat| {
-                beat.iter()
-                    .enumerate()
-                    .fold((0, 0), |(data, mask), (index, byte)| match byte {
-                        Some(byte) => (data | u64::from(*byte) << (8 * index), mask | 1 << index),
-                        None => (data, mask),
-                    })
-            })
-            .collect()
+        crate::testing::lane_beats(4, lane, bytes)
     }
 
     #[test]

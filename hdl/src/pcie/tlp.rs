@@ -80,7 +80,7 @@ pub mod model {
     use super::*;
 
     /// The first and last dword byte enables of an access of `length` bytes at `address`.
-    pub fn byte_enables(address: u64, length: u64) -> (u32, u32, u32) {
+    fn byte_enables(address: u64, length: u64) -> (u32, u32, u32) {
         let offset = (address & 3) as u32;
         let dwords = ((address & 3) + length).div_ceil(4) as u32;
         let end = ((address + length) & 3) as u32;
