@@ -1,5 +1,4 @@
-//! Figures of the driver against the simulated card, as JSON lines on stdout (a table for
-//! people on stderr):
+//! Figures of the driver against the simulated card:
 //!
 //! - `driver_op_wall_ns`: submit to completion seen, wall clock, median and 99th percentile;
 //! - `driver_op_sim_cycles`: the same operation in the card's clocks, doorbell taken to
@@ -16,8 +15,7 @@ use serde_json::json;
 use std::time::Instant;
 
 #[derive(Parser)]
-#[command(about = "Driver operation latency against the simulated card")]
-struct Arguments {
+pub struct Arguments {
     /// Operations timed per kind and size.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     iterations: u32,
@@ -36,12 +34,9 @@ const KEY: u64 = 0x6e70_6d75_6b65_7921;
 const BASE: u64 = 0x1_0000_0000;
 const QUEUE: u16 = 0;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let arguments = Arguments::parse();
+pub fn figures(
+    arguments: &Arguments,
+) -> Result<Vec<serde_json::Value>, Box<dyn std::error::Error>> {
     let config = Config::SIM;
     let largest = arguments.sizes.iter().copied().max().unwrap_or(0);
     if largest == 0 || largest > u64::from(config.max_request_bytes) {
@@ -142,24 +137,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     rate_figure["note"] = json!("the simulated card's own clock rate while the driver ran it");
     figures.push(rate_figure);
     drop(buffer);
-    for figure in &figures {
-        println!("{figure}");
-    }
-    eprintln!(
-        "{:<22} {:>6} {:>7} {:>4} {:>12}",
-        "figure", "op", "size", "pct", "value"
-    );
-    for figure in &figures {
-        eprintln!(
-            "{:<22} {:>6} {:>7} {:>4} {:>12}",
-            figure["name"].as_str().unwrap_or_default(),
-            figure["op"].as_str().unwrap_or_default(),
-            figure["size"],
-            figure["percentile"].as_str().unwrap_or_default(),
-            figure["value"]
-        );
-    }
-    Ok(())
+    Ok(figures)
 }
 
 fn operation<'a>(kind: &str, key: u32, buffer: &'a DmaBuffer, size: u64) -> Operation<'a> {

@@ -1,17 +1,17 @@
-//! Takes the NI to a board: Verilog, synthesis, place and route, bitstream, and a table and
-//! a JSON line of what it uses and how fast it runs. Exits 1 if it does not fit or misses
-//! its clock, 2 if the flow itself failed.
+//! `npmu synth`: takes the NI to a board: Verilog, synthesis, place and route, bitstream,
+//! and a table and a JSON line of what it uses and how fast it runs. Exits 1 if it does
+//! not fit or misses its clock.
 
-use clap::Parser;
+use crate::error::CliError;
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use npmu_hdl::flow::{self, Board, Design, Family, FlowError, Outcome, PlaceReport};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
-#[derive(Parser)]
-#[command(about = "Synthesize, place and route the npmu NI for an open-toolchain FPGA board")]
-struct Arguments {
+#[derive(Args)]
+pub struct Arguments {
     /// Board: icebreaker (iCE40 UP5K), ulx3s (ECP5 85F) or litefury (Artix-7, synthesis only).
     #[arg(long)]
     board: String,
@@ -23,42 +23,29 @@ struct Arguments {
     seed: u32,
 }
 
-fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let arguments = Arguments::parse();
-    let result = flow::board(&arguments.board).and_then(|board| {
-        let directory = arguments.out.join(board.name);
-        std::fs::create_dir_all(&directory).map_err(|source| FlowError::File {
-            path: directory.clone(),
-            source,
-        })?;
-        synthesize(&board, &directory, arguments.seed)
-    });
-    match result {
-        Ok(outcome) => {
-            print_table(&outcome);
-            println!("{}", outcome.json());
-            if let Some(shortfall) = outcome.shortfall() {
-                eprintln!("npmu-synth: {} {shortfall}", outcome.board);
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            }
+pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
+    let board = flow::board(&arguments.board)?;
+    let directory = arguments.out.join(board.name);
+    std::fs::create_dir_all(&directory).map_err(|source| FlowError::File {
+        path: directory.clone(),
+        source,
+    })?;
+    let outcome = synthesize(&board, &directory, arguments.seed)?;
+    print_table(&outcome);
+    println!("{}", outcome.json());
+    Ok(match outcome.shortfall() {
+        Some(shortfall) => {
+            eprintln!("npmu synth: {} {shortfall}", outcome.board);
+            ExitCode::from(1)
         }
-        Err(error) => {
-            eprintln!("npmu-synth: {error}");
-            ExitCode::from(2)
-        }
-    }
+        None => ExitCode::SUCCESS,
+    })
 }
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
-        .expect("npmu-hdl sits in the workspace")
+        .expect("npmu-cli sits in the workspace")
         .to_owned()
 }
 
@@ -296,7 +283,7 @@ fn does_not_fit(log: &Path) -> bool {
 fn install_hint(family: Family) -> &'static str {
     match family {
         Family::Ice40 | Family::Ecp5 => {
-            "npmu-synth installs the YoWASP tools into .tools/fpga-venv with pip; \
+            "`npmu synth` installs the YoWASP tools into .tools/fpga-venv with pip; \
              delete that directory to have them installed afresh"
         }
         Family::Xilinx7 => "install yosys (apt-get)",
@@ -322,7 +309,7 @@ fn install_missing(
             if on_path("yosys") {
                 return Ok(());
             }
-            progress.println("npmu-synth: installing yosys with apt-get");
+            progress.println("npmu synth: installing yosys with apt-get");
             let root = Command::new("id")
                 .arg("-u")
                 .output()
@@ -351,7 +338,7 @@ fn install_missing(
                 return Ok(());
             }
             progress.println(format!(
-                "npmu-synth: installing {} (pip) into {}",
+                "npmu synth: installing {} (pip) into {}",
                 YOWASP_PACKAGES.join(", "),
                 venv.display()
             ));

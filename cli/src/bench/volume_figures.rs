@@ -1,4 +1,4 @@
-//! Figures of the host library, as JSON lines on stdout (a table for people on stderr):
+//! Figures of the host library:
 //!
 //! - `volume_latency_ns`: a region write (BOTH) or read (ANY) of 64 or 4096 bytes on a volume
 //!   of two Verilator cards, wall clock, 50th and 99th percentile;
@@ -11,6 +11,7 @@
 //!   less the time spent inside the model: what the library and the driver cost per
 //!   operation on the CPU (the model's own share is the field `device_ns`).
 
+use crate::cards::last_operation_cycles;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use npmu::cards::{simulated_cards, Model, SimulatedCards};
@@ -22,8 +23,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(about = "Latency, throughput and overhead of mirrored volume operations")]
-struct Arguments {
+pub struct Arguments {
     /// Operations timed per kind and size on the Verilator cards.
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(2..))]
     iterations: u32,
@@ -199,12 +199,8 @@ impl Bench {
         op.cards()
             .iter()
             .map(|&role| {
-                self.volume.inspect_card(role, |timed| {
-                    let card = timed.card.simulated()?;
-                    let doorbell = card.last_doorbell_clock(0)?;
-                    let interrupt = card.last_interrupt_clock(0)?;
-                    Some(interrupt.saturating_sub(doorbell))
-                })?
+                self.volume
+                    .inspect_card(role, |timed| last_operation_cycles(&timed.card))?
             })
             .collect::<Option<Vec<u64>>>()?
             .into_iter()
@@ -212,12 +208,7 @@ impl Bench {
     }
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_writer(std::io::stderr)
-        .init();
-    let arguments = Arguments::parse();
+pub fn figures(arguments: &Arguments) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
     let config = npmu_abi::Config::SIM;
     let to_ns = |cycles: u64| cycles as f64 * 1000.0 / f64::from(config.target_clock_mhz);
     let mut figures: Vec<Value> = Vec::new();
@@ -322,30 +313,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
     progress.finish_and_clear();
-
-    eprintln!(
-        "{:<24} {:>6} {:>6} {:>5} {:>14}  card",
-        "figure", "op", "size", "pct", "value"
-    );
-    for figure in &figures {
-        println!("{figure}");
-        eprintln!(
-            "{:<24} {:>6} {:>6} {:>5} {:>14}  {}",
-            figure["name"].as_str().unwrap_or(""),
-            figure["op"].as_str().unwrap_or("-"),
-            figure["size"],
-            figure
-                .get("percentile")
-                .map_or("-".into(), Value::to_string),
-            format!(
-                "{} {}",
-                figure["value"],
-                figure["unit"].as_str().unwrap_or("")
-            ),
-            figure["card"].as_str().unwrap_or(""),
-        );
-    }
-    Ok(())
+    Ok(figures)
 }
 
 fn figure(name: &str, value: f64, unit: &str, fields: &Value, percent: usize) -> Value {
