@@ -579,6 +579,11 @@ impl Demo {
             path: path.clone(),
             source,
         })?;
+        // Read once: a later run must not take an old summary for its own.
+        std::fs::remove_file(&path).map_err(|source| CliError::File {
+            path: path.clone(),
+            source,
+        })?;
         serde_json::from_str(&text).map_err(|error| {
             CliError::refused(
                 path.display().to_string(),
