@@ -109,6 +109,7 @@ impl Demo {
                 trace: arguments.trace.clone(),
             },
             rows: Vec::new(),
+            // The first process narrated steps 1 to 6.
             step: if arguments.after_restart { 6 } else { 0 },
         }
     }
@@ -157,11 +158,17 @@ impl Demo {
         );
         let started = Instant::now();
         let (primary, mirror) = self.cards.open()?;
-        let volume = match Volume::format(primary, mirror, VOLUME_NAME, false, options()) {
+        let volume = match Volume::format(
+            primary,
+            mirror,
+            VOLUME_NAME,
+            false,
+            VolumeOptions::default(),
+        ) {
             Err(Error::AlreadyFormatted { name, .. }) if name == VOLUME_NAME => {
                 self.say("the cards hold an earlier run's demo volume: formatting over it");
                 let (primary, mirror) = self.cards.open()?;
-                Volume::format(primary, mirror, VOLUME_NAME, true, options())?
+                Volume::format(primary, mirror, VOLUME_NAME, true, VolumeOptions::default())?
             }
             Err(error @ (Error::AlreadyFormatted { .. } | Error::Metadata { .. })) => {
                 return Err(CliError::refused(
@@ -440,7 +447,7 @@ impl Demo {
         );
         let started = Instant::now();
         let (primary, mirror) = self.cards.open()?;
-        let volume = Volume::open(primary, mirror, options())?;
+        let volume = Volume::open(primary, mirror, VolumeOptions::default())?;
         let took = started.elapsed();
         let info = volume.info();
         let [primary, mirror] = volume.status();
@@ -621,10 +628,6 @@ impl Latencies {
             None => format!("{} simulated", duration(wall)),
         }
     }
-}
-
-fn options() -> VolumeOptions {
-    VolumeOptions::default()
 }
 
 /// Clocks of the last operation on the slower card that did it.

@@ -5,9 +5,9 @@ use crate::error::CliError;
 use crate::table::{bytes, Table};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use npmu::{Card, CardState, Error, Mirror, ReadFrom, Volume, VolumeOptions};
+use npmu::{Card, CardState, Error, Mirror, ReadFrom, RegionHandle, Volume, VolumeOptions};
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 type CardVolume = Volume<Card>;
@@ -49,8 +49,9 @@ enum Action {
     },
     /// Delete a region and free its pages.
     Delete { name: String },
-    /// Write a file (or standard input) into a region, on both cards. Exits 3 if a card
-    /// failed meanwhile: the data is then on the other card alone.
+    /// Write a file (or standard input) into a region, on both cards.
+    ///
+    /// Exits 3 if a card failed meanwhile: the data is then on the other card alone.
     Write {
         region: String,
         /// The file to write; `-` or absent for standard input.
@@ -177,7 +178,7 @@ fn print_regions(volume: &CardVolume) -> Result<(), CliError> {
 fn write(
     volume: &CardVolume,
     name: &str,
-    file: Option<&std::path::Path>,
+    file: Option<&Path>,
     offset: u64,
 ) -> Result<ExitCode, CliError> {
     let region = volume.open_region(name)?;
@@ -226,7 +227,7 @@ fn write(
 /// reading all of it.
 fn read_input(
     source: std::io::Result<impl Read>,
-    path: &std::path::Path,
+    path: &Path,
     room: u64,
 ) -> Result<Vec<u8>, CliError> {
     let file_error = |source| CliError::File {
@@ -245,7 +246,7 @@ fn read_input(
 fn read(
     volume: &CardVolume,
     name: &str,
-    output: Option<&std::path::Path>,
+    output: Option<&Path>,
     offset: u64,
     length: Option<u64>,
     from: From,
@@ -257,7 +258,7 @@ fn read(
         From::Primary => ReadFrom::Primary,
         From::Mirror => ReadFrom::Mirror,
     };
-    // Checked before anything is read, so an output file is not left half written.
+    // Checked before an output file is made.
     if offset > region.size() || length > region.size() - offset {
         return Err(Error::OutsideRegion {
             pointer: region.base_pointer().wrapping_add(offset),
@@ -267,36 +268,59 @@ fn read(
         }
         .into());
     }
-    let mut sink: Box<dyn Write> = match output {
-        Some(path) => Box::new(
-            std::fs::File::create(path).map_err(|source| CliError::File {
-                path: path.to_owned(),
-                source,
-            })?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
+    let piece = Piece {
+        volume,
+        region: &region,
+        offset,
+        length,
+        from,
     };
-    let progress = bar(length, "reading");
-    let mut buffer = vec![0u8; PIECE_BYTES];
-    let mut done = 0;
-    while done < length {
-        let piece = (length - done).min(PIECE_BYTES as u64) as usize;
-        let pointer = region.base_pointer() + offset + done;
-        volume.read_region(&region, &mut buffer[..piece], pointer, from)?;
-        sink.write_all(&buffer[..piece])
-            .map_err(|source| CliError::File {
-                path: output.map_or_else(|| "standard output".into(), |path| path.to_owned()),
-                source,
-            })?;
-        done += piece as u64;
-        progress.inc(piece as u64);
-    }
-    progress.finish_and_clear();
-    sink.flush().map_err(|source| CliError::File {
-        path: output.map_or_else(|| "standard output".into(), |path| path.to_owned()),
+    let Some(path) = output else {
+        return piece.copy_to(std::io::stdout().lock(), "standard output".as_ref());
+    };
+    let file = std::fs::File::create(path).map_err(|source| CliError::File {
+        path: path.to_owned(),
         source,
     })?;
-    Ok(())
+    let copied = piece.copy_to(file, path);
+    if copied.is_err() {
+        // A half-written file would pass for the region's bytes.
+        let _ = std::fs::remove_file(path);
+    }
+    copied
+}
+
+/// Bytes of a region to copy out.
+struct Piece<'a> {
+    volume: &'a CardVolume,
+    region: &'a RegionHandle<Card>,
+    offset: u64,
+    length: u64,
+    from: ReadFrom,
+}
+
+impl Piece<'_> {
+    /// Copies the bytes to `sink`, which errors call `path`.
+    fn copy_to(&self, mut sink: impl Write, path: &Path) -> Result<(), CliError> {
+        let sink_error = |source| CliError::File {
+            path: path.to_owned(),
+            source,
+        };
+        let progress = bar(self.length, "reading");
+        let mut buffer = vec![0u8; PIECE_BYTES];
+        let mut done = 0;
+        while done < self.length {
+            let size = (self.length - done).min(PIECE_BYTES as u64) as usize;
+            let pointer = self.region.base_pointer() + self.offset + done;
+            self.volume
+                .read_region(self.region, &mut buffer[..size], pointer, self.from)?;
+            sink.write_all(&buffer[..size]).map_err(sink_error)?;
+            done += size as u64;
+            progress.inc(size as u64);
+        }
+        progress.finish_and_clear();
+        sink.flush().map_err(sink_error)
+    }
 }
 
 fn resync(volume: &CardVolume) -> Result<(), CliError> {

@@ -68,7 +68,7 @@ impl Config {
         engine_queue_depth: 2,
     };
 
-    /// The LiteFury's (Artix-7, PCIe x1 Gen2; built by `npmu-synth --board litefury`, not
+    /// The LiteFury's (Artix-7, PCIe x1 Gen2; built by `npmu synth --board litefury`, not
     /// in [`Config::ALL`], which lists the simulated builds): the default's tables, 256 KiB of block RAM
     /// as persistent memory, and DMA in 128-byte packets, the smallest maximum payload
     /// and read request sizes a host may set, so no setting of the host's makes them too
