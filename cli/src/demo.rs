@@ -138,10 +138,12 @@ impl Demo {
     fn after_restart(&mut self) -> Result<(), CliError> {
         let (volume, region) = self.recover()?;
         self.resync(&volume, &region)?;
+        // As this program was started, so that the commands work when pasted.
+        let program = std::env::args().next().unwrap_or_else(|| "npmu".into());
         println!(
             "\nThe cards' memory stays in {dir}/. Look at it with:\n  \
-             npmu volume info --data-dir {dir}\n  \
-             npmu volume read {REGION} --data-dir {dir} --length 64 | od -A x -t x1",
+             {program} volume info --data-dir {dir}\n  \
+             {program} volume read {REGION} --data-dir {dir} --length 64 | od -A x -t x1",
             dir = self.cards.data_dir.display()
         );
         Ok(())

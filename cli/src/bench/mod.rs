@@ -113,9 +113,14 @@ fn print_table(figures: &[Value]) {
         let Some(fields) = figure.as_object() else {
             continue;
         };
+        let number = match fields["value"].as_f64() {
+            // Whole numbers without the ".0" JSON gives floats.
+            Some(value) if value.fract() == 0.0 && value.abs() < 1e15 => format!("{value:.0}"),
+            _ => fields["value"].to_string(),
+        };
         let value = match fields.get("unit").and_then(Value::as_str) {
-            Some(unit) => format!("{} {unit}", fields["value"]),
-            None => fields["value"].to_string(),
+            Some(unit) => format!("{number} {unit}"),
+            None => number,
         };
         let parameters: Vec<String> = fields
             .iter()
