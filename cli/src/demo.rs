@@ -488,9 +488,9 @@ impl Demo {
     fn resync(&mut self, volume: &DemoVolume, region: &RegionHandle<Card>) -> Result<(), CliError> {
         self.narrate(
             "Resync",
-            "The primary is rebuilt from the mirror, a window of pages at a time, while the \
-             volume stays usable. Then the whole region is read from each card alone and \
-             compared byte by byte.",
+            "The primary is rebuilt from the mirror: every region's pages (the small \
+             region's too), a window at a time, while the volume stays usable. Then the \
+             whole region is read from each card alone and compared byte by byte.",
         );
         let started = Instant::now();
         let progress = bar(0, "resyncing the primary");
