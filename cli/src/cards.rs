@@ -51,31 +51,15 @@ fn parse_device(text: &str) -> Result<Device, String> {
     let Some((primary, mirror)) = addresses.split_once(',') else {
         return Err("a volume needs two cards: vfio:PRIMARY,MIRROR".into());
     };
-    for address in [primary, mirror] {
-        if !is_pci_address(address) {
-            return Err(format!(
-                "{address:?} is not a PCI address of the form dddd:bb:dd.f (lspci -D lists them)"
-            ));
-        }
-    }
+    let canonical = |address: &str| {
+        npmu_driver::vfio::canonical_pci_address(address)
+            .map_err(|error| format!("{error} (lspci -D lists them)"))
+    };
+    let (primary, mirror) = (canonical(primary)?, canonical(mirror)?);
     if primary == mirror {
         return Err("the primary and the mirror must be two different cards".into());
     }
-    Ok(Device::Vfio {
-        primary: primary.to_owned(),
-        mirror: mirror.to_owned(),
-    })
-}
-
-/// `dddd:bb:dd.f` in hexadecimal, as sysfs names PCI functions.
-fn is_pci_address(text: &str) -> bool {
-    let hex_digits = |part: &str, count: usize| {
-        part.len() == count && part.chars().all(|c| c.is_ascii_hexdigit())
-    };
-    let parts: Vec<&str> = text.split([':', '.']).collect();
-    matches!(parts.as_slice(), [domain, bus, device, function]
-        if hex_digits(domain, 4) && hex_digits(bus, 2) && hex_digits(device, 2)
-            && hex_digits(function, 1))
+    Ok(Device::Vfio { primary, mirror })
 }
 
 impl CardArguments {

@@ -9,7 +9,7 @@
 use crate::cards::{last_operation_cycles, CardArguments, Device, Simulator};
 use crate::error::CliError;
 use crate::table::{bytes, duration, Table};
-use crate::volume::bar;
+use crate::volume::{bar, state_name};
 use clap::Args;
 use npmu::{
     Card, CardRole, CardState, Error, Mirror, ReadFrom, RegionHandle, Volume, VolumeOptions,
@@ -708,14 +708,6 @@ fn follow_list(
         count += 1;
     }
     Ok((count, sum, started.elapsed()))
-}
-
-fn state_name(state: CardState) -> &'static str {
-    match state {
-        CardState::InSync => "in sync",
-        CardState::Stale => "stale",
-        CardState::Rebuilding => "being resynced",
-    }
 }
 
 fn check(holds: bool, what: &str) -> Result<(), CliError> {

@@ -145,14 +145,13 @@ pub fn print_info(volume: &CardVolume) {
     let mut table = Table::new(["card", "device", "state", "failure"]);
     for status in volume.status() {
         let state = match status.state {
-            CardState::InSync => "in sync",
-            CardState::Stale => "stale: needs a resync",
-            CardState::Rebuilding => "being resynced",
+            CardState::Stale => "stale: needs a resync".to_owned(),
+            state => state_name(state).to_owned(),
         };
         table.row([
             status.role.to_string(),
             status.name,
-            state.to_owned(),
+            state,
             status.failure.unwrap_or_else(|| "-".into()),
         ]);
     }
@@ -344,6 +343,14 @@ fn resync(volume: &CardVolume) -> Result<(), CliError> {
         bytes(report.bytes)
     );
     Ok(())
+}
+
+pub fn state_name(state: CardState) -> &'static str {
+    match state {
+        CardState::InSync => "in sync",
+        CardState::Stale => "stale",
+        CardState::Rebuilding => "being resynced",
+    }
 }
 
 /// Nanoseconds since 1970 as `YYYY-MM-DD hh:mm:ss UTC`.
