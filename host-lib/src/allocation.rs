@@ -110,8 +110,10 @@ mod tests {
             created: 0,
             page_shift: 12,
             memory_pages: 64,
-            copy_pages: 2,
-            health: [CardHealth::InSync; 2],
+            // Data from page 4: two copies of one page and two intent slots.
+            copy_pages: 1,
+            epoch: 1,
+            health: crate::per_card::PerCard::both(CardHealth::InSync),
             regions: owned
                 .iter()
                 .enumerate()

@@ -127,6 +127,38 @@ pub enum Error {
     },
     #[error("the {role} card is stale; resync it from the other before reading it alone")]
     CardStale { role: CardRole },
+    #[error(
+        "the volume's {missing} card is missing ({why}). It may hold writes the {present} card \
+         lacks, and writing without it forks the two cards' histories: open degraded to go on \
+         with the {present} card alone (VolumeOptions::degraded, npmu volume --degraded, \
+         PM_OPEN_DEGRADED), accepting that whatever only the {missing} card holds is lost"
+    )]
+    MemberMissing {
+        missing: CardRole,
+        present: CardRole,
+        why: String,
+    },
+    #[error(
+        "the {present} card is stale and the {missing} card, the only one holding the current \
+         data, is missing ({why}): the {present} card alone would serve out-of-date data"
+    )]
+    OnlyStaleCard {
+        present: CardRole,
+        missing: CardRole,
+        why: String,
+    },
+    #[error(
+        "the cards' histories forked: each was written while the other was away (the primary \
+         at epoch {primary_epoch}, the mirror at epoch {mirror_epoch}). Choose the copy to keep \
+         (npmu volume choose --keep primary|mirror, Volume::choose, PM_OPEN_KEEP_PRIMARY or \
+         PM_OPEN_KEEP_MIRROR); the other card's writes since the fork are discarded"
+    )]
+    Forked {
+        primary_epoch: u64,
+        mirror_epoch: u64,
+    },
+    #[error("the cards' histories have not forked: there is no copy to choose")]
+    NotForked,
     #[error("the {role} card is not available: {why}")]
     CardUnavailable { role: CardRole, why: String },
     #[error("both cards are unavailable (primary: {primary}; mirror: {mirror})")]

@@ -125,6 +125,14 @@ pub const PM_ERR_UNSUPPORTED: pm_status = 33;
 pub const PM_ERR_INTERNAL: pm_status = 34;
 /// A resync of the volume is already running.
 pub const PM_ERR_RESYNC_RUNNING: pm_status = 35;
+/// A card the volume has in sync is missing (does not answer, or is blank): it may hold
+/// writes the other lacks. Open with `PM_OPEN_DEGRADED` to go on without it.
+pub const PM_ERR_MEMBER_MISSING: pm_status = 36;
+/// Each card was written while the other was away: their histories forked. Open with
+/// `PM_OPEN_KEEP_PRIMARY` or `PM_OPEN_KEEP_MIRROR` to keep one card's copy.
+pub const PM_ERR_FORKED: pm_status = 37;
+/// `PM_OPEN_KEEP_*` was given, but the cards' histories have not forked.
+pub const PM_ERR_NOT_FORKED: pm_status = 38;
 
 // ---------------------------------------------------------------------------------------
 // Types.
@@ -332,7 +340,10 @@ fn status_of(error: &Error) -> pm_status {
         Error::AlreadyFormatted { .. } => PM_ERR_ALREADY_FORMATTED,
         Error::NotFormatted => PM_ERR_NOT_FORMATTED,
         Error::Metadata { .. } => PM_ERR_METADATA_DAMAGED,
-        Error::CardStale { .. } => PM_ERR_CARD_STALE,
+        Error::CardStale { .. } | Error::OnlyStaleCard { .. } => PM_ERR_CARD_STALE,
+        Error::MemberMissing { .. } => PM_ERR_MEMBER_MISSING,
+        Error::Forked { .. } => PM_ERR_FORKED,
+        Error::NotForked => PM_ERR_NOT_FORKED,
         Error::CardUnavailable { .. } => PM_ERR_CARD_UNAVAILABLE,
         Error::BothCardsFailed { .. } => PM_ERR_BOTH_CARDS_FAILED,
         Error::Degraded { .. } => PM_ERR_DEGRADED,
@@ -621,6 +632,9 @@ pub extern "C" fn pm_strerror(status: pm_status) -> *const c_char {
         PM_ERR_UNSUPPORTED => c"PM_ERR_UNSUPPORTED: not supported by this build or these cards",
         PM_ERR_INTERNAL => c"PM_ERR_INTERNAL: an internal error of the library",
         PM_ERR_RESYNC_RUNNING => c"PM_ERR_RESYNC_RUNNING: a resync is already running",
+        PM_ERR_MEMBER_MISSING => c"PM_ERR_MEMBER_MISSING: a card of the volume is missing",
+        PM_ERR_FORKED => c"PM_ERR_FORKED: the cards' histories forked; choose one to keep",
+        PM_ERR_NOT_FORKED => c"PM_ERR_NOT_FORKED: the cards' histories have not forked",
         _ => c"unknown pm_status",
     };
     text.as_ptr()
@@ -858,7 +872,7 @@ pub unsafe extern "C" fn pm_get_card_status(
         let volume = unsafe { self::volume(volume)? };
         check_out(out, "the status output")?;
         let role = card_role(card)?;
-        let status = &volume.volume.status()[role.index()];
+        let status = &volume.volume.status()[role];
         let mut described = pm_card_status {
             state: match status.state {
                 CardState::InSync => PM_CARD_IN_SYNC,

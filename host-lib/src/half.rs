@@ -1,7 +1,9 @@
-//! One card of a volume as the manager drives it: its own contexts for the metadata area
-//! and the scratch window, the two metadata slots, and the card's queue.
+//! One card of a volume as the manager drives it: its own contexts for the metadata and
+//! intent areas and the scratch window, the two metadata slots, the two intent slots, and
+//! the card's queue.
 
 use crate::error::CardRole;
+use crate::intent::{self, Record};
 use crate::layout::{self, Geometry, METADATA_CONTEXT, QUEUE, QUEUE_ENTRIES, SCRATCH_CONTEXT};
 use crate::metadata::{self, Copy, MetadataError, HEADER_BYTES};
 use npmu_abi::program::ProgramError;
@@ -19,6 +21,38 @@ pub enum Found {
     Damaged(MetadataError),
 }
 
+/// The best a card's two intent slots hold for a volume.
+#[derive(Debug)]
+pub enum FoundIntent {
+    /// A valid record of the volume, and the slot it is in.
+    Record(Record, usize),
+    /// No valid record of this volume, and why.
+    Missing(MetadataError),
+}
+
+/// Which slot of two holds the newest of `decoded`, and what is wrong if none does.
+fn newest<T>(
+    decoded: [Result<T, MetadataError>; 2],
+    sequence: impl Fn(&T) -> u64,
+) -> Result<(T, usize), Option<MetadataError>> {
+    let mut best: Option<(T, usize)> = None;
+    let mut damage = None;
+    for (slot, item) in decoded.into_iter().enumerate() {
+        match item {
+            Ok(item)
+                if best
+                    .as_ref()
+                    .is_none_or(|(best, _)| sequence(best) < sequence(&item)) =>
+            {
+                best = Some((item, slot))
+            }
+            Ok(_) | Err(MetadataError::NoMagic) => {}
+            Err(error) => damage = Some(error),
+        }
+    }
+    best.ok_or(damage)
+}
+
 pub struct Half<D: Device> {
     pub role: CardRole,
     /// `None` if the card never opened.
@@ -27,6 +61,10 @@ pub struct Half<D: Device> {
     pub failure: Option<String>,
     /// The slot of the current copy on this card; the next copy goes to the other.
     pub current_slot: Option<usize>,
+    /// The slot of the current intent record; the next record goes to the other.
+    pub intent_slot: Option<usize>,
+    /// Sequence number of the current intent record.
+    pub intent_sequence: u64,
     metadata_key: u32,
     scratch_key: u32,
 }
@@ -38,6 +76,8 @@ impl<D: Device> Half<D> {
             device: None,
             failure: Some(why),
             current_slot: None,
+            intent_slot: None,
+            intent_sequence: 0,
             metadata_key: 0,
             scratch_key: 0,
         }
@@ -78,7 +118,7 @@ impl<D: Device> Half<D> {
         let device = self.device()?;
         device.reset()?;
         device.unlock(management_key)?;
-        let metadata_pages = geometry.metadata_pages();
+        let metadata_pages = geometry.manager_pages();
         let identity: Vec<Option<u32>> = (0..metadata_pages).map(Some).collect();
         device.write_entries(0, &identity)?;
         let metadata_key = device.register_context(
@@ -107,13 +147,12 @@ impl<D: Device> Half<D> {
         incoming: &DmaBuffer,
     ) -> Result<Found, DriverError> {
         let capacity = geometry.copy_bytes() as usize;
-        let mut best: Option<(Copy, usize)> = None;
-        let mut damage = None;
-        for slot in 0..2 {
+        let mut decoded = [Err(MetadataError::NoMagic), Err(MetadataError::NoMagic)];
+        for (slot, copy) in decoded.iter_mut().enumerate() {
             let address = slot_address(slot, geometry);
             let mut header = [0u8; HEADER_BYTES];
             self.read_metadata_bytes(address, incoming, &mut header)?;
-            let decoded = match metadata::decode_header(&header, capacity) {
+            *copy = match metadata::decode_header(&header, capacity) {
                 Ok(found) => {
                     let mut bytes = vec![0u8; HEADER_BYTES + found.body_bytes];
                     self.read_metadata_bytes(address, incoming, &mut bytes)?;
@@ -121,28 +160,47 @@ impl<D: Device> Half<D> {
                 }
                 Err(error) => Err(error),
             };
-            match decoded {
-                Ok(copy)
-                    if best
-                        .as_ref()
-                        .is_none_or(|(b, _)| b.sequence < copy.sequence) =>
-                {
-                    best = Some((copy, slot))
-                }
-                Ok(_) | Err(MetadataError::NoMagic) => {}
-                Err(error) => damage = Some(error),
-            }
         }
-        Ok(match (best, damage) {
-            (Some((copy, slot)), _) => Found::Copy(copy, slot),
-            (None, Some(error)) => Found::Damaged(error),
-            (None, None) => Found::Blank,
+        Ok(match newest(decoded, |copy| copy.sequence) {
+            Ok((copy, slot)) => Found::Copy(copy, slot),
+            Err(Some(error)) => Found::Damaged(error),
+            Err(None) => Found::Blank,
         })
     }
 
-    /// Starts writing a copy (`length` bytes staged at `offset` of `outgoing`) into the slot
-    /// that does not hold the current copy, followed by a FLUSH; returns the slot and the
-    /// tickets.
+    /// Reads both intent slots and keeps the newest valid record of volume `volume`; a
+    /// record of another volume counts as none.
+    pub fn read_intent(
+        &mut self,
+        geometry: &Geometry,
+        incoming: &DmaBuffer,
+        volume: u128,
+    ) -> Result<FoundIntent, DriverError> {
+        let chunks = intent::chunk_of(geometry.memory_pages - 1) + 1;
+        let mut decoded = [Err(MetadataError::NoMagic), Err(MetadataError::NoMagic)];
+        for (slot, record) in decoded.iter_mut().enumerate() {
+            let mut bytes = vec![0u8; geometry.intent_slot_bytes() as usize];
+            self.read_metadata_bytes(intent_address(slot, geometry), incoming, &mut bytes)?;
+            *record = intent::decode(&bytes, chunks).and_then(|record| {
+                if record.volume == volume {
+                    Ok(record)
+                } else {
+                    Err(MetadataError::Inconsistent(format!(
+                        "a record of volume {:032x}",
+                        record.volume
+                    )))
+                }
+            });
+        }
+        Ok(match newest(decoded, |record| record.sequence) {
+            Ok((record, slot)) => FoundIntent::Record(record, slot),
+            Err(error) => FoundIntent::Missing(error.unwrap_or(MetadataError::NoMagic)),
+        })
+    }
+
+    /// Starts writing a metadata copy (`length` bytes staged at `offset` of `outgoing`)
+    /// into the slot that does not hold the current copy, followed by a FLUSH; returns the
+    /// slot and the tickets.
     pub fn submit_copy(
         &mut self,
         geometry: &Geometry,
@@ -151,6 +209,34 @@ impl<D: Device> Half<D> {
         length: u64,
     ) -> Result<(usize, Vec<Ticket>), DriverError> {
         let slot = self.current_slot.map_or(0, |current| 1 - current);
+        let address = slot_address(slot, geometry);
+        let tickets = self.submit_durable(address, outgoing, offset, length)?;
+        Ok((slot, tickets))
+    }
+
+    /// Starts writing an intent record (staged like a copy) into the intent slot that does
+    /// not hold the current record, followed by a FLUSH; returns the slot and the tickets.
+    pub fn submit_intent(
+        &mut self,
+        geometry: &Geometry,
+        outgoing: &DmaBuffer,
+        offset: u64,
+        length: u64,
+    ) -> Result<(usize, Vec<Ticket>), DriverError> {
+        let slot = self.intent_slot.map_or(0, |current| 1 - current);
+        let address = intent_address(slot, geometry);
+        let tickets = self.submit_durable(address, outgoing, offset, length)?;
+        Ok((slot, tickets))
+    }
+
+    /// A write into the metadata context followed by a FLUSH.
+    fn submit_durable(
+        &mut self,
+        address: u64,
+        outgoing: &DmaBuffer,
+        offset: u64,
+        length: u64,
+    ) -> Result<Vec<Ticket>, DriverError> {
         let key = self.metadata_key;
         let device = self.device()?;
         let write = device.submit(
@@ -158,7 +244,7 @@ impl<D: Device> Half<D> {
             Operation::Write(Transfer {
                 context: METADATA_CONTEXT,
                 key,
-                address: slot_address(slot, geometry),
+                address,
                 buffer: outgoing,
                 offset,
                 length,
@@ -166,7 +252,7 @@ impl<D: Device> Half<D> {
         )?;
         let flush = device.submit(QUEUE, Operation::Flush);
         match flush {
-            Ok(flush) => Ok((slot, vec![write, flush])),
+            Ok(flush) => Ok(vec![write, flush]),
             Err(error) => {
                 let _ = device.wait(write);
                 Err(error)
@@ -266,6 +352,11 @@ impl<D: Device> Half<D> {
 
 fn slot_address(slot: usize, geometry: &Geometry) -> u64 {
     layout::network_base(METADATA_CONTEXT) + slot as u64 * geometry.copy_bytes()
+}
+
+fn intent_address(slot: usize, geometry: &Geometry) -> u64 {
+    let first = u64::from(geometry.first_intent_page()) << geometry.page_shift;
+    layout::network_base(METADATA_CONTEXT) + first + slot as u64 * geometry.intent_slot_bytes()
 }
 
 /// A read-write context of the manager, open to this process's queue alone.

@@ -1,7 +1,12 @@
 //! Where the persistent memory manager keeps its own things on a card: the metadata area at
-//! the bottom of persistent memory, its translation entries and contexts, and the window it
-//! moves pages through. Everything follows from the card's capabilities, so a volume's
-//! layout can be found again from the card alone.
+//! the bottom of persistent memory, the write-intent area after it, its translation entries
+//! and contexts, and the window it moves pages through. Everything follows from the card's
+//! capabilities, so a volume's layout can be found again from the card alone.
+//!
+//! ```text
+//! page 0                 2 x copy_pages          + 2 x INTENT_SLOT_PAGES
+//! | metadata copy 0 | copy 1 | intent slot 0 | slot 1 | data pages ...
+//! ```
 
 use crate::error::{CardRole, Error};
 use npmu_driver::Capabilities;
@@ -15,6 +20,15 @@ pub const FIRST_REGION_CONTEXT: u16 = 2;
 /// The queue pair this process uses on every card; contexts admit only its requests.
 pub const QUEUE: u16 = 0;
 pub const QUEUE_ENTRIES: u32 = 64;
+
+/// Pages of one write-intent slot; two slots make the intent area (see [`crate::intent`]).
+pub const INTENT_SLOT_PAGES: u32 = 1;
+
+/// Pages of the metadata and intent areas of a volume whose metadata copies are
+/// `copy_pages` long: where its data pages start.
+pub fn first_data_page(copy_pages: u32) -> u64 {
+    2 * u64::from(copy_pages) + 2 * u64::from(INTENT_SLOT_PAGES)
+}
 
 /// Largest metadata copy; two copies make the metadata area.
 const MAX_COPY_BYTES: u64 = 64 << 10;
@@ -141,13 +155,23 @@ impl Geometry {
         u64::from(self.scratch_pages) << self.page_shift
     }
 
-    /// Pages of the metadata area: two copies.
-    pub fn metadata_pages(&self) -> u32 {
+    /// Pages of the metadata area (two copies) and the intent area (two slots), which the
+    /// metadata context maps.
+    pub fn manager_pages(&self) -> u32 {
+        first_data_page(self.copy_pages) as u32
+    }
+
+    /// The first page of the intent area.
+    pub fn first_intent_page(&self) -> u32 {
         2 * self.copy_pages
     }
 
+    pub fn intent_slot_bytes(&self) -> u64 {
+        u64::from(INTENT_SLOT_PAGES) << self.page_shift
+    }
+
     pub fn first_data_page(&self) -> u64 {
-        u64::from(self.metadata_pages())
+        first_data_page(self.copy_pages)
     }
 
     pub fn data_pages(&self) -> u64 {
@@ -156,11 +180,11 @@ impl Geometry {
 
     /// Translation entries of the metadata context start at 0, the scratch window's follow.
     pub fn scratch_first_entry(&self) -> u32 {
-        self.metadata_pages()
+        self.manager_pages()
     }
 
     pub fn first_region_entry(&self) -> u32 {
-        self.metadata_pages() + self.scratch_pages
+        self.manager_pages() + self.scratch_pages
     }
 
     /// The most pages one open region can map.
@@ -192,12 +216,13 @@ mod tests {
     fn both_configurations_leave_room_for_regions() {
         let sim = Geometry::of(CardRole::Primary, &Capabilities::of_config(&Config::SIM)).unwrap();
         assert_eq!((sim.copy_pages, sim.scratch_pages), (16, 64));
-        assert_eq!(sim.max_region_pages(), 4096 - 32 - 64);
+        assert_eq!(sim.first_data_page(), 34);
+        assert_eq!(sim.max_region_pages(), 4096 - 34 - 64);
         let ice40 =
             Geometry::of(CardRole::Primary, &Capabilities::of_config(&Config::ICE40)).unwrap();
         assert_eq!((ice40.copy_pages, ice40.scratch_pages), (4, 16));
-        assert_eq!(ice40.first_data_page(), 8);
-        assert_eq!(ice40.max_region_pages(), 120);
+        assert_eq!(ice40.first_data_page(), 10);
+        assert_eq!(ice40.max_region_pages(), 118);
     }
 
     #[test]

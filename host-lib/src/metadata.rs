@@ -5,10 +5,12 @@
 //! among those whose checksum holds is the volume's state.
 
 use crate::error::CardRole;
+use crate::per_card::PerCard;
 use thiserror::Error;
 
 pub const MAGIC: [u8; 8] = *b"NPMUMETA";
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: the intent area after the metadata, the epoch, and the `Replaced` health.
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 64;
 /// Longest region or volume name, in bytes of UTF-8.
 pub const MAX_NAME_BYTES: usize = 63;
@@ -35,8 +37,24 @@ pub enum MetadataError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CardHealth {
     InSync,
-    /// Missed writes: not read from until a resync has rebuilt it.
+    /// Missed writes: not read from until a resync has rebuilt it. The chunks it missed are
+    /// in the write-intent record of the card that took them.
     Stale,
+    /// A blank or replaced card, or one whose own record of what it missed was lost: it
+    /// lacks everything, so a resync rebuilds every region on it.
+    Replaced,
+}
+
+impl CardHealth {
+    const ALL: [CardHealth; 3] = [CardHealth::InSync, CardHealth::Stale, CardHealth::Replaced];
+
+    fn code(self) -> u8 {
+        self as u8
+    }
+
+    fn from_code(code: u8) -> Option<CardHealth> {
+        CardHealth::ALL.into_iter().find(|health| health.code() == code)
+    }
 }
 
 /// Consecutive physical pages.
@@ -80,6 +98,27 @@ impl RegionRecord {
             .iter()
             .flat_map(|extent| extent.first..extent.end())
     }
+
+    /// Physical pages of the region's pages `first..first + count`, in order.
+    pub fn physical_pages_of(&self, first: u64, count: u64) -> Vec<u64> {
+        let mut pages = Vec::new();
+        let mut skip = first;
+        let mut wanted = count;
+        for extent in &self.extents {
+            if wanted == 0 {
+                break;
+            }
+            if skip >= extent.pages {
+                skip -= extent.pages;
+                continue;
+            }
+            let taken = (extent.pages - skip).min(wanted);
+            pages.extend(extent.first + skip..extent.first + skip + taken);
+            wanted -= taken;
+            skip = 0;
+        }
+        pages
+    }
 }
 
 /// Everything a volume is, as of one metadata sequence number.
@@ -93,18 +132,34 @@ pub struct VolumeRecord {
     pub page_shift: u32,
     pub memory_pages: u64,
     pub copy_pages: u32,
-    /// Indexed by [`CardRole::index`].
-    pub health: [CardHealth; 2],
+    /// Counts changes of which cards are in sync: marking a card failed, a resync ending and
+    /// a forked history resolved each advance it on the cards that take the change. Of two
+    /// cards of one history, the one with the higher epoch knows more.
+    pub epoch: u64,
+    /// Which cards were in sync at `epoch`.
+    pub health: PerCard<CardHealth>,
     pub regions: Vec<RegionRecord>,
 }
 
 impl VolumeRecord {
     pub fn first_data_page(&self) -> u64 {
-        2 * u64::from(self.copy_pages)
+        crate::layout::first_data_page(self.copy_pages)
     }
 
     pub fn region(&self, name: &str) -> Option<&RegionRecord> {
         self.regions.iter().find(|region| region.name == name)
+    }
+
+    /// Records that `role` no longer holds the current data (`health` is `Stale` or
+    /// `Replaced`); leaving the in-sync set advances the epoch. A replaced card stays
+    /// replaced until it is rebuilt.
+    pub fn mark_out_of_sync(&mut self, role: CardRole, health: CardHealth) {
+        if self.health[role] == CardHealth::InSync {
+            self.epoch += 1;
+        }
+        if self.health[role] != CardHealth::Replaced {
+            self.health[role] = health;
+        }
     }
 
     /// Checks what a checksum cannot: every region well formed, no page outside the data
@@ -192,11 +247,9 @@ pub fn encode(copy: &Copy) -> Vec<u8> {
     body.u32(volume.page_shift);
     body.u64(volume.memory_pages);
     body.u32(volume.copy_pages);
-    for health in volume.health {
-        body.u8(match health {
-            CardHealth::InSync => 0,
-            CardHealth::Stale => 1,
-        });
+    body.u64(volume.epoch);
+    for health in volume.health.values() {
+        body.u8(health.code());
     }
     body.u32(volume.regions.len() as u32);
     for region in &volume.regions {
@@ -298,13 +351,12 @@ pub fn decode(bytes: &[u8], capacity: usize) -> Result<Copy, MetadataError> {
     let page_shift = body.u32("the page shift")?;
     let memory_pages = body.u64("the memory size")?;
     let copy_pages = body.u32("the copy size")?;
-    let mut health = [CardHealth::InSync; 2];
-    for card in &mut health {
-        *card = match body.u8("a card's health")? {
-            0 => CardHealth::InSync,
-            1 => CardHealth::Stale,
-            other => return Err(MetadataError::Inconsistent(format!("card health {other}"))),
-        };
+    let epoch = body.u64("the epoch")?;
+    let mut health = PerCard::both(CardHealth::InSync);
+    for (_, card) in health.iter_mut() {
+        let code = body.u8("a card's health")?;
+        *card = CardHealth::from_code(code)
+            .ok_or_else(|| MetadataError::Inconsistent(format!("card health {code}")))?;
     }
     let count = body.u32("the region count")?;
     let mut regions = Vec::new();
@@ -346,6 +398,7 @@ pub fn decode(bytes: &[u8], capacity: usize) -> Result<Copy, MetadataError> {
         page_shift,
         memory_pages,
         copy_pages,
+        epoch,
         health,
         regions,
     };
@@ -357,7 +410,7 @@ pub fn decode(bytes: &[u8], capacity: usize) -> Result<Copy, MetadataError> {
     })
 }
 
-fn checksum(bytes: &[u8]) -> u32 {
+pub(crate) fn checksum(bytes: &[u8]) -> u32 {
     crc32c::crc32c(bytes)
 }
 
@@ -367,18 +420,18 @@ pub fn name_is_valid(name: &str) -> bool {
 }
 
 #[derive(Default)]
-struct Writer(Vec<u8>);
+pub(crate) struct Writer(pub(crate) Vec<u8>);
 
 impl Writer {
-    fn u8(&mut self, value: u8) {
+    pub(crate) fn u8(&mut self, value: u8) {
         self.0.push(value);
     }
 
-    fn u32(&mut self, value: u32) {
+    pub(crate) fn u32(&mut self, value: u32) {
         self.0.extend_from_slice(&value.to_le_bytes());
     }
 
-    fn u64(&mut self, value: u64) {
+    pub(crate) fn u64(&mut self, value: u64) {
         self.0.extend_from_slice(&value.to_le_bytes());
     }
 
@@ -388,16 +441,16 @@ impl Writer {
     }
 }
 
-struct Reader<'a> {
+pub(crate) struct Reader<'a> {
     bytes: &'a [u8],
 }
 
 impl<'a> Reader<'a> {
-    fn new(bytes: &'a [u8]) -> Self {
+    pub(crate) fn new(bytes: &'a [u8]) -> Self {
         Self { bytes }
     }
 
-    fn take(&mut self, count: usize, what: &'static str) -> Result<&'a [u8], MetadataError> {
+    pub(crate) fn take(&mut self, count: usize, what: &'static str) -> Result<&'a [u8], MetadataError> {
         if self.bytes.len() < count {
             return Err(MetadataError::Truncated(what));
         }
@@ -406,21 +459,21 @@ impl<'a> Reader<'a> {
         Ok(taken)
     }
 
-    fn rest(&self) -> &'a [u8] {
+    pub(crate) fn rest(&self) -> &'a [u8] {
         self.bytes
     }
 
-    fn u8(&mut self, what: &'static str) -> Result<u8, MetadataError> {
+    pub(crate) fn u8(&mut self, what: &'static str) -> Result<u8, MetadataError> {
         Ok(self.take(1, what)?[0])
     }
 
-    fn u32(&mut self, what: &'static str) -> Result<u32, MetadataError> {
+    pub(crate) fn u32(&mut self, what: &'static str) -> Result<u32, MetadataError> {
         Ok(u32::from_le_bytes(
             self.take(4, what)?.try_into().expect("4"),
         ))
     }
 
-    fn u64(&mut self, what: &'static str) -> Result<u64, MetadataError> {
+    pub(crate) fn u64(&mut self, what: &'static str) -> Result<u64, MetadataError> {
         Ok(u64::from_le_bytes(
             self.take(8, what)?.try_into().expect("8"),
         ))
@@ -457,7 +510,8 @@ mod tests {
                 page_shift: 12,
                 memory_pages: 1024,
                 copy_pages: 4,
-                health: [CardHealth::InSync, CardHealth::Stale],
+                epoch: 3,
+                health: PerCard::new(CardHealth::InSync, CardHealth::Replaced),
                 regions: vec![
                     RegionRecord {
                         name: "log".into(),
@@ -467,7 +521,10 @@ mod tests {
                         created: 1,
                         last_opened: 2,
                         extents: vec![
-                            Extent { first: 8, pages: 1 },
+                            Extent {
+                                first: 10,
+                                pages: 1,
+                            },
                             Extent {
                                 first: 20,
                                 pages: 2,
@@ -481,7 +538,10 @@ mod tests {
                         owner: 0,
                         created: 3,
                         last_opened: 0,
-                        extents: vec![Extent { first: 9, pages: 1 }],
+                        extents: vec![Extent {
+                            first: 11,
+                            pages: 1,
+                        }],
                     },
                 ],
             },
@@ -545,7 +605,7 @@ mod tests {
             Err(MetadataError::Inconsistent(why)) if why.contains("owned by")
         ));
         let mut outside = sample();
-        outside.volume.regions[1].extents = vec![Extent { first: 7, pages: 1 }];
+        outside.volume.regions[1].extents = vec![Extent { first: 9, pages: 1 }];
         assert!(outside.volume.validate().is_err());
         let mut past_end = sample();
         past_end.volume.regions[1].extents = vec![Extent {

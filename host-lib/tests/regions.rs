@@ -200,11 +200,11 @@ fn a_region_over_fragmented_free_space_is_contiguous_to_its_users() {
     assert_eq!(back, data);
     drop(region);
     drop(volume);
-    // The metadata area takes the first 32 pages; a and c held pages 32-33 and 36-37, so
-    // the region's pages are 32, 33, 36, 37, 40, 41 on each card's file.
+    // The metadata and intent areas take the first 34 pages; a and c held pages 34-35 and
+    // 38-39, so the region's pages are 34, 35, 38, 39, 42, 43 on each card's file.
     for role in CardRole::BOTH {
         let memory = std::fs::File::open(cards.file(role)).unwrap();
-        for (index, page) in [32u64, 33, 36, 37, 40, 41].into_iter().enumerate() {
+        for (index, page) in [34u64, 35, 38, 39, 42, 43].into_iter().enumerate() {
             let mut bytes = vec![0u8; 4096];
             memory.read_exact_at(&mut bytes, page * 4096).unwrap();
             assert!(
