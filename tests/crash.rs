@@ -707,7 +707,7 @@ fn observe(volume: &Volume<Card>, page_bytes: u64, stats: &mut Stats) -> BTreeMa
 fn in_sync(volume: &Volume<Card>) -> bool {
     volume
         .status()
-        .iter()
+        .values()
         .all(|card| card.state == CardState::InSync && card.failure.is_none())
 }
 

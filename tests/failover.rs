@@ -57,7 +57,7 @@ fn fail(volume: &TestVolume, role: CardRole) {
 }
 
 fn state(volume: &TestVolume, role: CardRole) -> CardState {
-    volume.status()[role.index()].state
+    volume.status()[role].state
 }
 
 /// The whole region as `from` holds it.
@@ -97,7 +97,7 @@ fn a_mirror_that_stops_answering_is_reported_then_avoided_then_resynced() {
         "{outcome:?}"
     );
     assert_eq!(state(&volume, CardRole::Mirror), CardState::Stale);
-    assert!(volume.status()[1].failure.is_some());
+    assert!(volume.status()[CardRole::Mirror].failure.is_some());
     // Degraded from now on: writes go to the primary alone and succeed.
     let after = pattern(4096, 3);
     volume
@@ -364,7 +364,11 @@ fn a_region_created_as_the_primary_dies_reads_as_zeros() {
     fail(&volume, CardRole::Primary);
     volume.create_region("new", LARGE, BASE).unwrap();
     let status = volume.status();
-    assert_eq!(status[0].state, CardState::Stale, "{status:?}");
+    assert_eq!(
+        status[CardRole::Primary].state,
+        CardState::Stale,
+        "{status:?}"
+    );
     let new = volume.open_region("new").unwrap();
     let bytes = contents(&volume, &new, ReadFrom::Any);
     let dirty = bytes.iter().position(|&byte| byte != 0);

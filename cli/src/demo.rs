@@ -390,7 +390,7 @@ impl Demo {
         }
         let changed = node_record(CHANGED_NODE, CHANGED_VALUE);
         volume.write_region(region, &changed, node_pointer(CHANGED_NODE), Mirror::Both)?;
-        let [primary, mirror] = volume.status();
+        let npmu::PerCard { primary, mirror } = volume.status();
         check(
             primary.state == CardState::Stale,
             "the primary is not marked stale",
@@ -452,7 +452,7 @@ impl Demo {
         let volume = Volume::open(primary, mirror, VolumeOptions::default())?;
         let took = started.elapsed();
         let info = volume.info();
-        let [primary, mirror] = volume.status();
+        let npmu::PerCard { primary, mirror } = volume.status();
         self.say(&format!(
             "volume {:?} recovered in {}: regions {:?}; primary {}, mirror {}",
             info.name,
@@ -515,7 +515,7 @@ impl Demo {
             volume.read_region(region, half, BASE_POINTER, from)?;
         }
         check(halves[0] == halves[1], "the halves differ after the resync")?;
-        let [primary, mirror] = volume.status();
+        let npmu::PerCard { primary, mirror } = volume.status();
         self.say(&format!(
             "the two cards' {} are identical; primary {}, mirror {}",
             bytes(REGION_BYTES),

@@ -143,7 +143,7 @@ pub fn print_info(volume: &CardVolume) {
     );
     println!("metadata copy {} on each card", info.sequence);
     let mut table = Table::new(["card", "device", "state", "failure"]);
-    for status in volume.status() {
+    for (_, status) in volume.status() {
         let state = match status.state {
             CardState::Stale => "stale: needs a resync".to_owned(),
             state => state_name(state).to_owned(),

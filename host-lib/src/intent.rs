@@ -127,7 +127,9 @@ pub fn encode(record: &Record, capacity: usize) -> Vec<u8> {
     bytes.0.resize(CHECKSUM_AT, 0);
     bytes.0.extend_from_slice(&body.0);
     let checksum = checksum(&bytes.0);
-    bytes.0.splice(CHECKSUM_AT..CHECKSUM_AT, checksum.to_le_bytes());
+    bytes
+        .0
+        .splice(CHECKSUM_AT..CHECKSUM_AT, checksum.to_le_bytes());
     bytes.0
 }
 
@@ -348,7 +350,10 @@ mod tests {
             dirty: Dirty::none(),
             ..sample()
         };
-        assert_eq!(decode(&encode(&clean, 1024), 1000).unwrap().dirty, Dirty::none());
+        assert_eq!(
+            decode(&encode(&clean, 1024), 1000).unwrap().dirty,
+            Dirty::none()
+        );
     }
 
     #[test]

@@ -36,6 +36,6 @@ pub use cards::{Card, CardsError};
 pub use error::{CardRole, Error, Result};
 pub use per_card::PerCard;
 pub use volume::{
-    CardState, CardStatus, CheckReport, Difference, Mirror, ReadFrom, RegionHandle,
-    RepairReport, ResyncReport, Volume, VolumeInfo, VolumeOptions, DEFAULT_MANAGEMENT_KEY,
+    CardState, CardStatus, CheckReport, Difference, Mirror, ReadFrom, RegionHandle, RepairReport,
+    ResyncReport, Volume, VolumeInfo, VolumeOptions, DEFAULT_MANAGEMENT_KEY,
 };

@@ -53,7 +53,9 @@ impl CardHealth {
     }
 
     fn from_code(code: u8) -> Option<CardHealth> {
-        CardHealth::ALL.into_iter().find(|health| health.code() == code)
+        CardHealth::ALL
+            .into_iter()
+            .find(|health| health.code() == code)
     }
 }
 
@@ -450,7 +452,11 @@ impl<'a> Reader<'a> {
         Self { bytes }
     }
 
-    pub(crate) fn take(&mut self, count: usize, what: &'static str) -> Result<&'a [u8], MetadataError> {
+    pub(crate) fn take(
+        &mut self,
+        count: usize,
+        what: &'static str,
+    ) -> Result<&'a [u8], MetadataError> {
         if self.bytes.len() < count {
             return Err(MetadataError::Truncated(what));
         }

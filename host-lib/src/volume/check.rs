@@ -146,10 +146,16 @@ fn record_differences(primary: &VolumeRecord, mirror: &VolumeRecord) -> Vec<Stri
     let mut lines = Vec::new();
     let mut differ = |what: &str, mine: String, theirs: String| {
         if mine != theirs {
-            lines.push(format!("{what}: {mine} on the primary, {theirs} on the mirror"));
+            lines.push(format!(
+                "{what}: {mine} on the primary, {theirs} on the mirror"
+            ));
         }
     };
-    differ("volume id", format!("{:032x}", primary.id), format!("{:032x}", mirror.id));
+    differ(
+        "volume id",
+        format!("{:032x}", primary.id),
+        format!("{:032x}", mirror.id),
+    );
     differ("name", primary.name.clone(), mirror.name.clone());
     differ("epoch", primary.epoch.to_string(), mirror.epoch.to_string());
     differ(

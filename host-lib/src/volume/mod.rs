@@ -447,7 +447,6 @@ impl<D: Device> Volume<D> {
         Ok(Attributes::of(region, handles))
     }
 
-
     fn check_handle(&self, handle: &RegionHandle<D>) -> Result<()> {
         if !Arc::ptr_eq(&handle.volume, &self.shared) {
             return Err(Error::ForeignHandle);

@@ -207,9 +207,8 @@ fn open_volume<D: Device>(
             }
         }
     }
-    let holds_volume = |role: CardRole| {
-        halves[role].is_usable() && matches!(found[role], Some(Found::Copy(..)))
-    };
+    let holds_volume =
+        |role: CardRole| halves[role].is_usable() && matches!(found[role], Some(Found::Copy(..)));
     let why_absent = |role: CardRole| match (&halves[role].failure, &found[role]) {
         (Some(why), _) => why.clone(),
         (None, Some(Found::Damaged(error))) => format!("its metadata is damaged: {error}"),
@@ -231,7 +230,9 @@ fn open_volume<D: Device>(
         .any(|copy| copy.sequence != newest.sequence);
     if let Some(keep) = keep {
         // Past both forks' epochs, so neither card's copy can win over the choice again.
-        let other_epoch = copies[keep.other()].as_ref().map_or(0, |copy| copy.volume.epoch);
+        let other_epoch = copies[keep.other()]
+            .as_ref()
+            .map_or(0, |copy| copy.volume.epoch);
         record.epoch = record.epoch.max(other_epoch);
         record.epoch += 1;
         record.health[keep.other()] = CardHealth::Stale;
@@ -315,7 +316,8 @@ fn winner(copies: &PerCard<Option<Copy>>, keep: Option<CardRole>) -> Result<Opti
 /// without the other, so neither holds the other's writes.
 fn forked(primary: &VolumeRecord, mirror: &VolumeRecord) -> bool {
     let went_on_alone = |record: &VolumeRecord, role: CardRole| {
-        record.health[role] == CardHealth::InSync && record.health[role.other()] != CardHealth::InSync
+        record.health[role] == CardHealth::InSync
+            && record.health[role.other()] != CardHealth::InSync
     };
     went_on_alone(primary, CardRole::Primary) && went_on_alone(mirror, CardRole::Mirror)
 }
