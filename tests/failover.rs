@@ -286,8 +286,11 @@ fn a_card_whose_file_is_lost_is_replaced_and_resynced_while_writes_go_on() {
     assert_eq!(contents(&volume, &a, ReadFrom::Mirror), expected_a);
 }
 
+/// A blank card in place of one the volume has in sync is missing, not a member: the open
+/// is refused until the caller consents to a degraded open; then the blank card is a
+/// replacement, rebuilt in full.
 #[test]
-fn a_blank_card_beside_a_volume_opens_as_a_stale_replacement() {
+fn a_blank_card_beside_a_volume_opens_only_degraded_then_is_rebuilt_in_full() {
     let (directory, cards, volume) = fixture();
     volume.create_region("kept", 4096, 0).unwrap();
     let region = volume.open_region("kept").unwrap();
@@ -298,7 +301,22 @@ fn a_blank_card_beside_a_volume_opens_as_a_stale_replacement() {
     drop(volume);
     std::fs::remove_file(cards.file(CardRole::Primary)).unwrap();
 
-    let (volume, _) = reopen(directory.path());
+    let (primary, mirror) = simulated_cards(&cards).unwrap();
+    let refused = Volume::open(primary, mirror, VolumeOptions::default()).map(drop);
+    assert!(
+        matches!(
+            &refused,
+            Err(Error::MemberMissing { missing: CardRole::Primary, present: CardRole::Mirror, why })
+                if why.contains("blank")
+        ),
+        "{refused:?}"
+    );
+    let (primary, mirror) = simulated_cards(&cards).unwrap();
+    let degraded = VolumeOptions {
+        degraded: true,
+        ..VolumeOptions::default()
+    };
+    let volume = Volume::open(primary, mirror, degraded).unwrap();
     assert_eq!(state(&volume, CardRole::Primary), CardState::Stale);
     let region = volume.open_region("kept").unwrap();
     let mut back = [0u8; 8];
@@ -306,11 +324,16 @@ fn a_blank_card_beside_a_volume_opens_as_a_stale_replacement() {
         .read_region(&region, &mut back, 0, ReadFrom::Any)
         .unwrap();
     assert_eq!(&back, b"survives");
-    volume.resync(|_, _| {}).unwrap();
+    let report = volume.resync(|_, _| {}).unwrap();
+    assert!(report.full, "{report:?}");
     volume
         .read_region(&region, &mut back, 0, ReadFrom::Primary)
         .unwrap();
     assert_eq!(&back, b"survives");
+    drop(region);
+    drop(volume);
+    // Rebuilt: both cards are members again, and the open needs no consent.
+    reopen(directory.path());
 }
 
 #[test]

@@ -1,9 +1,11 @@
 //! Write intent, as Linux md's write-intent bitmap: before a write reaches any card, the
-//! chunks it touches are recorded as dirty in the intent area of every card that takes it;
-//! a chunk is cleared lazily, once every copy of its writes has completed, in the next
-//! record written. After an unclean shutdown the copies can differ only in dirty chunks,
-//! and while a card is out of sync nothing is cleared, so the dirty chunks are also what a
-//! stale card missed.
+//! chunks it touches are recorded as dirty in the intent area of every card that takes it.
+//! A chunk is cleared lazily, in batches: once no write has touched it for [`IDLE_WRITES`]
+//! writes (md's bitmap daemon counts seconds; an operation count keeps it deterministic),
+//! it is left out of the next record written. Every earlier write has completed on every
+//! copy by then, since the manager waits for each write on both cards. After an unclean
+//! shutdown the copies can differ only in dirty chunks, and while a card is out of sync
+//! nothing is cleared, so the dirty chunks are also what a stale card missed.
 //!
 //! A chunk is [`CHUNK_PAGES`] consecutive physical pages of a card (64 KiB on `sim` cards,
 //! 16 KiB on `ice40`), numbered from page 0. The intent area is two slots of
@@ -25,8 +27,13 @@ use std::collections::{BTreeMap, BTreeSet};
 pub const CHUNK_PAGES: u64 = 16;
 pub const MAGIC: [u8; 8] = *b"NPMUINTN";
 pub const FORMAT_VERSION: u32 = 1;
-/// Dirty chunks kept while every card is in sync: a write that must record a new chunk
-/// drops the least recently written beyond these. They bound what a repair after a crash
+/// Writes without touching a chunk after which it is cleared, while every card is in sync.
+/// A record that clears is written with the next write that needs one anyway, or with the
+/// write that finds the oldest record this many writes old: a stream into the same chunks
+/// pays one record per this many writes at most.
+pub const IDLE_WRITES: u64 = 64;
+/// Most dirty chunks kept while every card is in sync (the least recently written beyond
+/// them are cleared first): they bound a record's size and what a repair after a crash
 /// copies (64 chunks: 4 MiB on `sim` cards).
 pub const KEEP_RECENT: usize = 64;
 
@@ -215,6 +222,8 @@ pub struct WriteIntent {
     dirty: BTreeMap<u32, u64>,
     everything: bool,
     writes: u64,
+    /// The write that last asked for a record.
+    recorded_at: u64,
     /// Off, every write counts as touching every chunk (md without a bitmap): the first one
     /// records so, and an unclean shutdown repairs every region in full.
     enabled: bool,
@@ -227,6 +236,7 @@ impl WriteIntent {
             dirty: BTreeMap::new(),
             everything: false,
             writes: 0,
+            recorded_at: 0,
             enabled,
         };
         intent.merge(&found);
@@ -255,12 +265,12 @@ impl WriteIntent {
     }
 
     /// Before a write that touches `chunks`: the set to record first, if the record on the
-    /// cards does not cover them yet. `settled` says every card is in sync and answers, so
-    /// that chunks whose writes have all completed on both may be cleared in the same
-    /// record; otherwise nothing is cleared, and the set grows to all the chunks the absent
-    /// card misses.
+    /// cards must change. `settled` says every card is in sync and answers, so that idle
+    /// chunks may be cleared in the same record; otherwise nothing is cleared, and the set
+    /// grows to all the chunks the absent card misses.
     pub fn before_write(&mut self, chunks: &[u32], settled: bool) -> Option<Dirty> {
         self.writes += 1;
+        let now = self.writes;
         if !self.enabled {
             if self.everything {
                 return None;
@@ -270,26 +280,37 @@ impl WriteIntent {
         }
         let mut new = false;
         for &chunk in chunks {
-            new |= self.dirty.insert(chunk, self.writes).is_none();
+            new |= self.dirty.insert(chunk, now).is_none();
         }
-        if !new || self.everything {
+        if self.everything {
             return None;
         }
-        if settled && self.dirty.len() > KEEP_RECENT {
-            let mut by_age: Vec<(u64, u32)> = self
-                .dirty
-                .iter()
-                .map(|(&chunk, &written)| (written, chunk))
-                .collect();
-            by_age.sort_unstable();
-            let surplus = self.dirty.len() - KEEP_RECENT;
-            for (written, chunk) in by_age.into_iter().take(surplus) {
-                // The chunks of this write stay, whatever the count.
-                if written != self.writes {
-                    self.dirty.remove(&chunk);
+        let is_idle = |written: u64| now - written >= IDLE_WRITES;
+        let clearing_due = settled
+            && now - self.recorded_at >= IDLE_WRITES
+            && self.dirty.values().any(|&written| is_idle(written));
+        if !new && !clearing_due {
+            return None;
+        }
+        if settled {
+            self.dirty.retain(|_, written| !is_idle(*written));
+            if self.dirty.len() > KEEP_RECENT {
+                let mut by_age: Vec<(u64, u32)> = self
+                    .dirty
+                    .iter()
+                    .map(|(&chunk, &written)| (written, chunk))
+                    .collect();
+                by_age.sort_unstable();
+                let surplus = self.dirty.len() - KEEP_RECENT;
+                for (written, chunk) in by_age.into_iter().take(surplus) {
+                    // The chunks of this write stay, whatever the count.
+                    if written != now {
+                        self.dirty.remove(&chunk);
+                    }
                 }
             }
         }
+        self.recorded_at = now;
         Some(self.dirty())
     }
 
@@ -398,7 +419,22 @@ mod tests {
     }
 
     #[test]
-    fn in_sync_the_least_recently_written_chunks_are_cleared() {
+    fn in_sync_idle_chunks_are_cleared_in_a_batch() {
+        let mut intent = WriteIntent::new(true, Dirty::none());
+        intent.before_write(&[1, 2], true);
+        assert_eq!(intent.before_write(&[5], true), Some(chunks(&[1, 2, 5])));
+        let mut records = Vec::new();
+        for _ in 0..2 * IDLE_WRITES {
+            records.extend(intent.before_write(&[5], true));
+        }
+        // Chunks 1 and 2 went idle: one record clears them, none follows while 5 stays busy.
+        assert_eq!(records, vec![chunks(&[5])]);
+        // A new chunk brings no idle one back.
+        assert_eq!(intent.before_write(&[9], true), Some(chunks(&[5, 9])));
+    }
+
+    #[test]
+    fn in_sync_at_most_keep_recent_chunks_stay_dirty() {
         let mut intent = WriteIntent::new(true, Dirty::none());
         for chunk in 0..KEEP_RECENT as u32 {
             intent.before_write(&[chunk], true);
@@ -418,6 +454,9 @@ mod tests {
         let mut intent = WriteIntent::new(true, chunks(&[7]));
         for chunk in 0..2 * KEEP_RECENT as u32 {
             intent.before_write(&[chunk + 100], false);
+        }
+        for _ in 0..2 * IDLE_WRITES {
+            intent.before_write(&[100], false);
         }
         let Dirty::Chunks(set) = intent.dirty() else {
             panic!("a set")
