@@ -98,6 +98,42 @@ pub trait Device: Mmio + Interrupts {
     fn reset(&self) -> Result<(), DeviceError>;
 }
 
+/// A card shared with whoever else holds it: a test that makes a simulated card fail from
+/// another thread while a volume drives it, or a monitor reading its counters.
+impl<T: Mmio + ?Sized> Mmio for Arc<T> {
+    fn read_register(&self, offset: u16) -> u64 {
+        (**self).read_register(offset)
+    }
+
+    fn write_register(&self, offset: u16, value: u64) {
+        (**self).write_register(offset, value)
+    }
+}
+
+impl<T: Interrupts + ?Sized> Interrupts for Arc<T> {
+    fn interrupt_vectors(&self) -> u16 {
+        (**self).interrupt_vectors()
+    }
+
+    fn wait_interrupt(&self, vector: u16, timeout: Duration) -> Result<bool, DeviceError> {
+        (**self).wait_interrupt(vector, timeout)
+    }
+}
+
+impl<T: Device + ?Sized> Device for Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+
+    fn dma(&self) -> Arc<dyn DmaMapping> {
+        (**self).dma()
+    }
+
+    fn reset(&self) -> Result<(), DeviceError> {
+        (**self).reset()
+    }
+}
+
 /// Checks that a mapping request is page aligned and does not wrap, as both backends need.
 pub fn check_mapping(iova: u64, host: *mut u8, length: u64) -> Result<(), DeviceError> {
     const PAGE: u64 = npmu_abi::HOST_PAGE_BYTES;
