@@ -139,8 +139,7 @@ impl DmaBuffer {
     }
 
     fn check(&self, offset: u64, length: u64) -> Result<(), DmaError> {
-        // Overflow safe: compare against what is left, never offset + length.
-        if length > self.size || offset > self.size - length {
+        if !npmu_abi::range_fits(offset, length, self.size) {
             return Err(DmaError::OutOfBuffer {
                 offset,
                 length,

@@ -189,7 +189,7 @@ pub fn decode(bytes: &[u8], chunks: u32) -> Result<Record, MetadataError> {
         if first < next {
             return inconsistent(format!("chunk range {first}+{length} out of order"));
         }
-        if length > chunks || first > chunks - length {
+        if !npmu_abi::range_fits(first.into(), length.into(), chunks.into()) {
             return inconsistent(format!(
                 "chunk range {first}+{length} past the card's {chunks} chunks"
             ));

@@ -198,10 +198,14 @@ impl VolumeRecord {
                 return bad(format!("region {:?} wraps past 2^64", region.name));
             }
             for extent in &region.extents {
+                let first_data = self.first_data_page();
                 let inside = extent.pages > 0
-                    && extent.pages <= self.memory_pages
-                    && extent.first >= self.first_data_page()
-                    && extent.first <= self.memory_pages - extent.pages;
+                    && extent.first >= first_data
+                    && npmu_abi::range_fits(
+                        extent.first - first_data,
+                        extent.pages,
+                        self.memory_pages - first_data,
+                    );
                 if !inside {
                     return bad(format!(
                         "region {:?} owns pages {}+{} outside the data area",

@@ -9,12 +9,14 @@ pub mod fault;
 pub mod field;
 pub mod program;
 pub mod queue;
+pub mod range;
 pub mod registers;
 
 pub use command::{Command, CommandError};
 pub use config::{Config, ConfigError};
 pub use fault::{decode_status, encode_status, Fault, UnknownStatus};
 pub use field::Field;
+pub use range::range_fits;
 
 /// Width of the MMIO (BAR0) byte address.
 pub const MMIO_ADDRESS_BITS: usize = 16;

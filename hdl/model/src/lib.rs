@@ -397,10 +397,7 @@ impl<M: Memory> NetworkInterface<M> {
         if request.address < context.base {
             return Err(Fault::OutOfBounds);
         }
-        if length > context_bytes {
-            return Err(Fault::OutOfBounds);
-        }
-        if request.address - context.base > context_bytes - length {
+        if !npmu_abi::range_fits(request.address - context.base, length, context_bytes) {
             return Err(Fault::OutOfBounds);
         }
         let page_bytes = self.config.page_bytes();

@@ -208,6 +208,7 @@ fn lock<D: Device>(shared: &Shared<D>) -> MutexGuard<'_, Inner<D>> {
 }
 
 static NEXT_HANDLE: AtomicU64 = AtomicU64::new(1);
+
 impl<D: Device> Volume<D> {
     fn from_inner(inner: Inner<D>) -> Self {
         Self {
@@ -478,10 +479,7 @@ fn check_range<D: Device>(handle: &RegionHandle<D>, pointer: u64, length: u64) -
         return Err(outside());
     }
     let offset = pointer - handle.base_pointer;
-    if length > handle.size {
-        return Err(outside());
-    }
-    if offset > handle.size - length {
+    if !npmu_abi::range_fits(offset, length, handle.size) {
         return Err(outside());
     }
     Ok(offset)
