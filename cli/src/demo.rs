@@ -11,6 +11,7 @@ use crate::error::CliError;
 use crate::table::{bytes, duration, Table};
 use crate::volume::{bar, state_name};
 use clap::Args;
+use npmu::intent::CHUNK_PAGES;
 use npmu::{
     Card, CardRole, CardState, Error, Mirror, ReadFrom, RegionHandle, Volume, VolumeOptions,
 };
@@ -143,6 +144,7 @@ impl Demo {
         println!(
             "\nThe cards' memory stays in {dir}/. Look at it with:\n  \
              {program} volume info --data-dir {dir}\n  \
+             {program} volume check --data-dir {dir}\n  \
              {program} volume read {REGION} --data-dir {dir} --length 64 | od -A x -t x1",
             dir = self.cards.data_dir.display()
         );
@@ -368,7 +370,9 @@ impl Demo {
                 "{FAILURE_BLOCKS} more blocks are written. After {FAILURE_AFTER}, the primary \
                  card stops answering, as a card pulled from its slot would. The library \
                  notices, records on the mirror that the primary is stale, and goes on with \
-                 the mirror alone. One record of the list is changed meanwhile."
+                 the mirror alone; the mirror's write-intent record keeps the chunks \
+                 ({CHUNK_PAGES} pages each) written meanwhile, which are what the primary \
+                 misses. One record of the list is changed meanwhile."
             ),
         );
         let mut degraded = 0;
@@ -442,10 +446,10 @@ impl Demo {
     fn recover(&mut self) -> Result<(DemoVolume, RegionHandle<Card>), CliError> {
         self.narrate(
             "A new process recovers the volume",
-            "Both cards start again from their files; the primary answers again. The \
-             library reads the metadata copies on both cards and takes the newest: the \
-             mirror's, which says the primary missed writes, so the primary stays out of \
-             use until it is resynced.",
+            "Both cards start again from their files; the primary answers again, so the \
+             open needs no degraded mode. The library reads the metadata copies on both \
+             cards and takes the newest: the mirror's, which says the primary missed \
+             writes, so the primary stays out of use until it is resynced.",
         );
         let started = Instant::now();
         let (primary, mirror) = self.cards.open()?;
@@ -484,14 +488,25 @@ impl Demo {
         Ok((volume, region))
     }
 
-    /// Step 7: the primary rebuilt from the mirror, then both halves compared.
+    /// Step 8: the primary brought up to date from the mirror, then both halves compared.
     fn resync(&mut self, volume: &DemoVolume, region: &RegionHandle<Card>) -> Result<(), CliError> {
         self.narrate(
             "Resync",
-            "The primary is rebuilt from the mirror: every region's pages (the small \
-             region's too), a window at a time, while the volume stays usable. Then the \
-             whole region is read from each card alone and compared byte by byte.",
+            &format!(
+                "The primary missed {} writes while it was failed. The resync copies from \
+                 the mirror only the region pages in the chunks the mirror's write-intent \
+                 record names: those the missed writes and the list's change touched, and \
+                 those written just before the failure, whose marks were not yet cleared. \
+                 Not every page of every region: a window at a time, while the volume stays \
+                 usable. Then the whole region is read from each card alone and compared \
+                 byte by byte.",
+                FAILURE_BLOCKS - FAILURE_AFTER
+            ),
         );
+        let mut region_pages = 0;
+        for name in volume.list_regions() {
+            region_pages += volume.read_attributes(&name)?.get_u64("pages")?;
+        }
         let started = Instant::now();
         let progress = bar(0, "resyncing the primary");
         let report = volume.resync(|done, total| {
@@ -501,8 +516,14 @@ impl Demo {
         progress.finish_and_clear();
         let took = started.elapsed();
         let rate = report.bytes as f64 / took.as_secs_f64() / f64::from(1 << 20);
+        check(!report.full, "the resync rebuilt the primary in full")?;
+        check(
+            report.pages < region_pages,
+            "the resync copied every region page, not only the dirty chunks",
+        )?;
         self.say(&format!(
-            "{} pages ({}) copied in {} ({rate:.1} MiB/s of simulated DMA)",
+            "{} pages ({}) of the regions' {region_pages} copied, only those in dirty \
+             chunks, in {} ({rate:.1} MiB/s of simulated DMA)",
             report.pages,
             bytes(report.bytes),
             duration(took)
@@ -525,7 +546,7 @@ impl Demo {
         self.row(
             "resync of the primary",
             format!(
-                "{} pages, {}; halves identical",
+                "{} of {region_pages} pages (dirty chunks), {}; halves identical",
                 report.pages,
                 bytes(report.bytes)
             ),

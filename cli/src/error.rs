@@ -44,7 +44,9 @@ impl CliError {
         }
     }
 
-    /// 2 for what the caller asked wrongly, 1 for what went wrong doing it.
+    /// 2 for what the caller asked wrongly (including an open the cards' state refuses
+    /// until the caller says how to go on: --degraded, `npmu volume choose`), 1 for what
+    /// went wrong doing it.
     pub fn exit_code(&self) -> u8 {
         use npmu::Error::*;
         match self {
@@ -59,7 +61,10 @@ impl CliError {
                 | NoSuchRegion(_)
                 | OutsideRegion { .. }
                 | AlreadyFormatted { .. }
-                | NotFormatted,
+                | NotFormatted
+                | MemberMissing { .. }
+                | Forked { .. }
+                | NotForked,
             ) => 2,
             _ => 1,
         }
@@ -82,6 +87,30 @@ impl CliError {
                     "`npmu volume resync` rebuilds the stale card from the other"
                 }
                 CardUnavailable { role, .. } => return Some(unavailable_hint(*role)),
+                MemberMissing {
+                    missing, present, ..
+                } => {
+                    return Some(format!(
+                        "bring the {missing} card back if it may hold anything (check --device \
+                         and --data-dir); or add --degraded (`npmu volume --degraded info`) to \
+                         go on with the {present} card alone, then `npmu volume resync` \
+                         rebuilds the {missing} card once it answers"
+                    ))
+                }
+                OnlyStaleCard { missing, .. } => {
+                    return Some(format!(
+                        "bring the {missing} card back (check --device and --data-dir): it \
+                         holds the only current copy"
+                    ))
+                }
+                Forked { .. } => {
+                    "`npmu volume choose --keep primary|mirror` keeps one card's copy (the \
+                     other's writes since the fork are lost); `npmu volume resync` then copies \
+                     it to the other card"
+                }
+                NotForked => {
+                    "the volume opens as it is: `npmu volume info` says how each card stands"
+                }
                 BothCardsFailed { .. } | Cards(_) => {
                     "check --device and --data-dir; `npmu volume info` says how each card stands"
                 }

@@ -5,7 +5,10 @@ use crate::error::CliError;
 use crate::table::{bytes, Table};
 use clap::{Args, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use npmu::{Card, CardState, Error, Mirror, ReadFrom, RegionHandle, Volume, VolumeOptions};
+use npmu::{
+    Card, CardRole, CardState, CheckReport, Error, Mirror, ReadFrom, RegionHandle, RepairReport,
+    Volume, VolumeOptions,
+};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -19,6 +22,17 @@ const PIECE_BYTES: usize = 1 << 20;
 pub struct Arguments {
     #[command(flatten)]
     cards: CardArguments,
+    /// Open the volume without a missing card it has in sync, risking what only that card
+    /// holds.
+    ///
+    /// A card is missing when it does not answer, or is blank (a new or replaced card).
+    /// Without --degraded the open is refused; with it the volume goes on with the other
+    /// card alone. The risk: the missing card may hold writes the other lacks, and they are
+    /// lost; writing without it forks the two cards' histories if it comes back holding
+    /// them. The open records the missing card as stale, for `npmu volume resync` to
+    /// rebuild.
+    #[arg(long, global = true)]
+    degraded: bool,
     #[command(subcommand)]
     action: Action,
 }
@@ -77,7 +91,47 @@ enum Action {
         from: From,
     },
     /// Rebuild a stale card from the other while the volume stays usable.
+    ///
+    /// A card that was out gets only the region pages in the chunks written while it was
+    /// out; a blank or replaced card gets every region (a full rebuild).
     Resync,
+    /// Compare the two cards byte for byte: their metadata and every region.
+    ///
+    /// Prints each difference, then a summary. Exits 0 if the copies agree, 1 if they
+    /// differ; with --repair, 0 once the repair has made them agree. Both cards must be in
+    /// sync (`npmu volume resync` first if one is stale).
+    Check {
+        /// Wherever the copies differ, give the mirror the primary's bytes: when both cards
+        /// are in sync, the primary's copy wins.
+        #[arg(long)]
+        repair: bool,
+    },
+    /// Open a volume whose cards' histories forked, keeping one card's copy.
+    ///
+    /// The histories fork when each card was written while the other was away: neither
+    /// holds the other's writes, and a plain open is refused. The other card becomes
+    /// stale, and `npmu volume resync` then overwrites on it every chunk either card wrote
+    /// since they parted: its own writes since the fork are lost.
+    Choose {
+        /// The card whose copy becomes the volume's.
+        #[arg(long, value_enum)]
+        keep: Role,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Role {
+    Primary,
+    Mirror,
+}
+
+impl Role {
+    fn card(self) -> CardRole {
+        match self {
+            Role::Primary => CardRole::Primary,
+            Role::Mirror => CardRole::Mirror,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -89,16 +143,45 @@ enum From {
 
 pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
     let (primary, mirror) = arguments.cards.open()?;
-    let options = VolumeOptions::default();
-    if let Action::Format { name, force } = &arguments.action {
-        let volume = Volume::format(primary, mirror, name, *force, options)?;
-        println!("formatted volume {name:?} on both cards");
-        print_info(&volume);
-        return Ok(ExitCode::SUCCESS);
+    let options = VolumeOptions {
+        degraded: arguments.degraded,
+        ..VolumeOptions::default()
+    };
+    match &arguments.action {
+        Action::Format { name, force } => {
+            let volume = Volume::format(primary, mirror, name, *force, options)?;
+            println!("formatted volume {name:?} on both cards");
+            print_info(&volume);
+            return Ok(ExitCode::SUCCESS);
+        }
+        Action::Choose { keep } => {
+            let keep = keep.card();
+            let volume = Volume::choose(primary, mirror, keep, options)?;
+            println!(
+                "kept the {keep} card's copy of volume {:?}; the {} card is stale: its writes \
+                 since the fork are discarded when it is resynced",
+                volume.info().name,
+                keep.other()
+            );
+            print_info(&volume);
+            eprintln!(
+                "npmu: hint: `npmu volume resync` copies to the {} card every chunk either card \
+                 wrote since the fork",
+                keep.other()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
     }
     let volume = Volume::open(primary, mirror, options)?;
+    if !matches!(arguments.action, Action::Info) {
+        // `info` shows it among the rest.
+        if let Some(repair) = volume.repaired() {
+            eprintln!("npmu: note: {}", describe_repair(&repair));
+        }
+    }
     match &arguments.action {
-        Action::Format { .. } => unreachable!("formatted above"),
+        Action::Format { .. } | Action::Choose { .. } => unreachable!("handled above"),
         Action::Info => print_info(&volume),
         Action::List => print_regions(&volume)?,
         Action::Create {
@@ -126,6 +209,7 @@ pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
             from,
         } => read(&volume, region, output.as_deref(), *offset, *length, *from)?,
         Action::Resync => resync(&volume)?,
+        Action::Check { repair } => return check(&volume, *repair),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -141,7 +225,20 @@ pub fn print_info(volume: &CardVolume) {
         info.regions,
         bytes(info.max_region_bytes)
     );
-    println!("metadata copy {} on each card", info.sequence);
+    println!(
+        "metadata copy {} on each card, epoch {}",
+        info.sequence, info.epoch
+    );
+    match info.dirty_chunks {
+        Some(chunks) => println!(
+            "intent   {chunks} dirty chunks of {} pages (what a repair or resync copies)",
+            npmu::intent::CHUNK_PAGES
+        ),
+        None => println!("intent   every chunk dirty: a repair or resync copies every region"),
+    }
+    if let Some(repair) = volume.repaired() {
+        println!("{}", describe_repair(&repair));
+    }
     let mut table = Table::new(["card", "device", "state", "failure"]);
     for (_, status) in volume.status() {
         let state = match status.state {
@@ -336,13 +433,102 @@ fn resync(volume: &CardVolume) -> Result<(), CliError> {
         Err(error) => return Err(error.into()),
     };
     progress.finish_and_clear();
-    println!(
-        "resynced the {} card: {} pages, {}; both cards are in sync",
-        report.card,
-        report.pages,
-        bytes(report.bytes)
-    );
+    if report.full {
+        println!(
+            "resynced the {} card in full (a full rebuild): every region's {} pages, {}; \
+             both cards are in sync",
+            report.card,
+            report.pages,
+            bytes(report.bytes)
+        );
+    } else {
+        println!(
+            "resynced the {} card: {} pages, {}, those of the regions in the chunks written \
+             while it was out (not a full rebuild); both cards are in sync",
+            report.card,
+            report.pages,
+            bytes(report.bytes)
+        );
+    }
     Ok(())
+}
+
+/// What the open repaired after an unclean shutdown, as a sentence.
+fn describe_repair(repair: &RepairReport) -> String {
+    let chunks = match repair.dirty_chunks {
+        Some(chunks) => format!("the {chunks} dirty chunks its write intent named"),
+        None => "every chunk: its write intent was lost".to_owned(),
+    };
+    format!(
+        "the volume was not closed cleanly, so opening it copied {} region pages ({chunks}) \
+         from the {} card to the {} card",
+        repair.pages, repair.source, repair.target
+    )
+}
+
+fn check(volume: &CardVolume, repair: bool) -> Result<ExitCode, CliError> {
+    let message = if repair {
+        "checking and repairing"
+    } else {
+        "checking"
+    };
+    let progress = bar(0, message);
+    let report = volume.check(repair, |done, total| {
+        progress.set_length(total);
+        progress.set_position(done);
+    })?;
+    progress.finish_and_clear();
+    for line in &report.metadata {
+        println!("metadata {line}");
+    }
+    for difference in &report.differences {
+        println!(
+            "region {:?} offset {:#x} length {}",
+            difference.region, difference.offset, difference.length
+        );
+    }
+    println!("{}", check_summary(&report));
+    if report.is_clean() || report.repaired {
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "npmu: hint: `npmu volume check --repair` gives the mirror the primary's bytes \
+             (when both cards are in sync, the primary's copy wins)"
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+fn check_summary(report: &CheckReport) -> String {
+    let compared = format!(
+        "the metadata and {} ({}) compared on both cards",
+        count(report.regions as u64, "region"),
+        bytes(report.bytes_compared)
+    );
+    if report.is_clean() {
+        return format!("the copies agree: {compared}");
+    }
+    let differing: u64 = report.differences.iter().map(|d| d.length).sum();
+    let found = format!(
+        "{} in the metadata, {} in the data ({})",
+        count(report.metadata.len() as u64, "difference"),
+        count(report.differences.len() as u64, "difference"),
+        bytes(differing)
+    );
+    if report.repaired {
+        format!("repaired {found}: the mirror now holds the primary's copy; {compared}")
+    } else {
+        format!("the copies differ: {found}; {compared}")
+    }
+}
+
+/// `1 region`, `2 regions`.
+fn count(number: u64, thing: &str) -> String {
+    if number == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{number} {thing}s")
+    }
 }
 
 pub fn state_name(state: CardState) -> &'static str {

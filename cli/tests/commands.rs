@@ -1,6 +1,6 @@
 //! The `npmu` command as a user runs it: exit codes, messages, and what lands on the cards.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
@@ -34,6 +34,56 @@ fn text(bytes: &[u8]) -> String {
 
 fn assert_ok(output: &Output) {
     assert!(output.status.success(), "{}", text(&output.stderr));
+}
+
+/// Asserts the exit code, showing both streams if it differs.
+fn assert_code(output: &Output, code: i32) {
+    assert_eq!(
+        output.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        text(&output.stdout),
+        text(&output.stderr)
+    );
+}
+
+/// Where `needle` first occurs in the file at `path` (a card's memory, mostly holes).
+fn find_in_file(path: &Path, needle: &[u8]) -> Option<u64> {
+    let mut file = std::fs::File::open(path).unwrap();
+    let mut buffer = vec![0u8; 1 << 20];
+    // The last bytes of each piece are searched again with the next, in case the needle
+    // straddles them.
+    let (mut kept, mut start) = (0, 0u64);
+    loop {
+        let read = file.read(&mut buffer[kept..]).unwrap();
+        if read == 0 {
+            return None;
+        }
+        let filled = kept + read;
+        if let Some(at) = buffer[..filled]
+            .windows(needle.len())
+            .position(|window| window == needle)
+        {
+            return Some(start + at as u64);
+        }
+        kept = (needle.len() - 1).min(filled);
+        buffer.copy_within(filled - kept..filled, 0);
+        start += (filled - kept) as u64;
+    }
+}
+
+/// Overwrites bytes of a card's memory file, as memory going bad under the card would.
+fn corrupt(path: &Path, at: u64, bytes: &[u8]) {
+    use std::io::{Seek, SeekFrom};
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start(at)).unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// A formatted volume with region "notes" of 256 KiB.
+fn volume_with_a_region(data: &Path) {
+    assert_ok(&volume(data, &["format", "tank"], b""));
+    assert_ok(&volume(data, &["create", "notes", "--size", "256K"], b""));
 }
 
 #[test]
@@ -201,6 +251,263 @@ fn writes_and_reads_outside_a_region_are_refused_before_anything_is_written() {
 }
 
 #[test]
+fn check_reports_where_the_mirror_differs_and_repair_makes_it_agree() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path();
+    volume_with_a_region(data);
+    let marker = b"a marker to find in the mirror's memory file";
+    assert_ok(&volume(
+        data,
+        &["write", "notes", "--offset", "0x1000"],
+        marker,
+    ));
+    let fresh = volume(data, &["check"], b"");
+    assert_code(&fresh, 0);
+    assert!(text(&fresh.stdout).contains("the copies agree: the metadata and 1 region (256 KiB)"));
+
+    let mirror = data.join("mirror.pm");
+    let at = find_in_file(&mirror, marker).expect("the marker is on the mirror card");
+    corrupt(&mirror, at + 4, b"X");
+    corrupt(&mirror, at + 0x2000, b"YZ");
+    let differs = volume(data, &["check"], b"");
+    assert_code(&differs, 1);
+    let report = text(&differs.stdout);
+    assert!(
+        report.contains("region \"notes\" offset 0x1004 length 1\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("region \"notes\" offset 0x3000 length 2\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "the copies differ: 0 differences in the metadata, 2 differences in the data (3 bytes)"
+        ),
+        "{report}"
+    );
+    assert!(text(&differs.stderr).contains("hint: `npmu volume check --repair`"));
+
+    let repaired = volume(data, &["check", "--repair"], b"");
+    assert_code(&repaired, 0);
+    let report = text(&repaired.stdout);
+    assert!(
+        report.contains("region \"notes\" offset 0x1004 length 1\n"),
+        "{report}"
+    );
+    assert!(
+        report.contains("repaired 0 differences in the metadata, 2 differences"),
+        "{report}"
+    );
+    let again = volume(data, &["check"], b"");
+    assert_code(&again, 0);
+    assert!(text(&again.stdout).contains("the copies agree"));
+    // The primary's copy won.
+    let from_mirror = volume(
+        data,
+        &[
+            "read", "notes", "--offset", "0x1000", "--length", "44", "--from", "mirror",
+        ],
+        b"",
+    );
+    assert_ok(&from_mirror);
+    assert_eq!(from_mirror.stdout, marker);
+}
+
+#[test]
+fn a_missing_card_is_refused_unless_the_volume_is_opened_degraded() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path();
+    volume_with_a_region(data);
+    assert_ok(&volume(data, &["write", "notes"], b"kept on the mirror"));
+    std::fs::remove_file(data.join("primary.pm")).unwrap();
+
+    let refused = volume(data, &["info"], b"");
+    assert_code(&refused, 2);
+    let message = text(&refused.stderr);
+    assert!(
+        message.contains("error: the volume's primary card is missing (it is blank"),
+        "{message}"
+    );
+    assert!(
+        message.contains("hint: bring the primary card back"),
+        "{message}"
+    );
+    assert!(
+        message.contains("add --degraded (`npmu volume --degraded info`)"),
+        "{message}"
+    );
+
+    let degraded = volume(data, &["--degraded", "info"], b"");
+    assert_ok(&degraded);
+    let info = text(&degraded.stdout);
+    assert!(
+        info.contains("primary  primary  stale: needs a resync"),
+        "{info}"
+    );
+    assert!(info.contains("mirror   mirror   in sync"), "{info}");
+    // The blank card now holds the volume, stale: opening needs --degraded no more.
+    assert_ok(&volume(data, &["info"], b""));
+    let resynced = volume(data, &["resync"], b"");
+    assert_ok(&resynced);
+    assert!(text(&resynced.stdout)
+        .contains("resynced the primary card in full (a full rebuild): every region's 64 pages"));
+    assert_code(&volume(data, &["check"], b""), 0);
+    let from_primary = volume(
+        data,
+        &["read", "notes", "--length", "18", "--from", "primary"],
+        b"",
+    );
+    assert_eq!(from_primary.stdout, b"kept on the mirror");
+
+    let help = text(&run(&["volume", "--help"]).stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(help.contains("--degraded"), "{help}");
+    assert!(
+        help.contains("may hold writes the other lacks, and they are lost"),
+        "{help}"
+    );
+}
+
+#[test]
+fn the_open_after_an_unclean_shutdown_repairs_the_dirty_chunks_and_says_so() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path();
+    assert_ok(&volume(data, &["format", "tank"], b""));
+    assert_ok(&volume(data, &["create", "big", "--size", "8M"], b""));
+    // Where the region's first byte sits in the primary's memory file.
+    let marker = b"the first bytes of region big, before the killed write";
+    assert_ok(&volume(data, &["write", "big"], marker));
+    let primary = data.join("primary.pm");
+    let start = find_in_file(&primary, marker).expect("the marker is on the primary card");
+
+    let bytes: Vec<u8> = (0..8 << 20u32).map(|index| (index % 253) as u8).collect();
+    let file = data.join("input.bin");
+    std::fs::write(&file, &bytes).unwrap();
+    let mut writer = npmu()
+        .args(["volume", "write", "big"])
+        .arg(&file)
+        .arg("--data-dir")
+        .arg(data)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once its first piece is on the primary: the write intent names its chunks.
+    let mut seen = [0u8; 64];
+    loop {
+        let mut memory = std::fs::File::open(&primary).unwrap();
+        std::io::Seek::seek(&mut memory, std::io::SeekFrom::Start(start)).unwrap();
+        memory.read_exact(&mut seen).unwrap();
+        if seen[..] == bytes[..64] {
+            break;
+        }
+        assert!(
+            writer.try_wait().unwrap().is_none(),
+            "the write ended before it was seen"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    writer.kill().unwrap();
+    writer.wait().unwrap();
+
+    let info = volume(data, &["info"], b"");
+    assert_ok(&info);
+    let said = text(&info.stdout);
+    assert!(
+        said.contains("the volume was not closed cleanly, so opening it copied"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "dirty chunks its write intent named) from the primary card to the mirror card"
+        ),
+        "{said}"
+    );
+    assert!(said.contains("intent   0 dirty chunks"), "{said}");
+    assert_code(&volume(data, &["check"], b""), 0);
+    // Repaired once: the next open finds nothing to repair.
+    let again = volume(data, &["list"], b"");
+    assert_ok(&again);
+    assert!(!text(&again.stderr).contains("not closed cleanly"));
+}
+
+#[test]
+fn forked_cards_are_refused_until_one_copy_is_chosen() {
+    let directory = tempfile::tempdir().unwrap();
+    let data = directory.path();
+    volume_with_a_region(data);
+    let not_forked = volume(data, &["choose", "--keep", "primary"], b"");
+    assert_code(&not_forked, 2);
+    assert!(text(&not_forked.stderr).contains("error: the cards' histories have not forked"));
+
+    // Each card written while the other is away (its file moved aside, a blank in its place).
+    let (primary, mirror) = (data.join("primary.pm"), data.join("mirror.pm"));
+    let aside = data.join("aside.pm");
+    std::fs::rename(&mirror, &aside).unwrap();
+    assert_ok(&volume(
+        data,
+        &["--degraded", "write", "notes", "--offset", "0x10000"],
+        b"primary alone",
+    ));
+    std::fs::rename(&aside, &mirror).unwrap();
+    std::fs::rename(&primary, &aside).unwrap();
+    assert_ok(&volume(
+        data,
+        &["--degraded", "write", "notes", "--offset", "0x20000"],
+        b"mirror alone",
+    ));
+    std::fs::rename(&aside, &primary).unwrap();
+
+    for arguments in [&["info"][..], &["--degraded", "info"]] {
+        let refused = volume(data, arguments, b"");
+        assert_code(&refused, 2);
+        let message = text(&refused.stderr);
+        assert!(
+            message.contains("error: the cards' histories forked"),
+            "{message}"
+        );
+        assert!(
+            message.contains("hint: `npmu volume choose --keep primary|mirror`"),
+            "{message}"
+        );
+    }
+    let chosen = volume(data, &["choose", "--keep", "mirror"], b"");
+    assert_ok(&chosen);
+    let said = text(&chosen.stdout);
+    assert!(
+        said.contains("kept the mirror card's copy of volume \"tank\"; the primary card is stale"),
+        "{said}"
+    );
+    assert!(
+        said.contains("primary  primary  stale: needs a resync"),
+        "{said}"
+    );
+    assert!(text(&chosen.stderr).contains("hint: `npmu volume resync`"));
+    assert_ok(&volume(data, &["resync"], b""));
+    assert_code(&volume(data, &["check"], b""), 0);
+    let read = |offset| {
+        volume(
+            data,
+            &[
+                "read", "notes", "--offset", offset, "--length", "13", "--from", "primary",
+            ],
+            b"",
+        )
+        .stdout
+    };
+    assert_eq!(read("0x20000")[..12], *b"mirror alone");
+    assert_eq!(
+        read("0x10000"),
+        [0; 13],
+        "the primary's write since the fork is discarded"
+    );
+    assert_code(&volume(data, &["choose", "--keep", "mirror"], b""), 2);
+}
+
+#[test]
 fn the_demo_runs_through_failure_restart_and_resync() {
     let directory = tempfile::tempdir().unwrap();
     let output = run(&["demo", "--data-dir", directory.path().to_str().unwrap()]);
@@ -219,6 +526,11 @@ fn the_demo_runs_through_failure_restart_and_resync() {
         "all 32 blocks read back from the mirror, identical",
         "primary stale, mirror in sync",
         "100 records, sum 1326685, with the change made while the primary was down",
+        "7. A new process recovers the volume",
+        "the open needs no degraded mode",
+        "8. Resync The primary missed 16 writes while it was failed. The resync copies from \
+         the mirror only the region pages in the chunks",
+        "only those in dirty chunks",
         "the two cards' 1 MiB are identical; primary in sync, mirror in sync",
         "resync of the primary",
     ] {
@@ -227,9 +539,33 @@ fn the_demo_runs_through_failure_restart_and_resync() {
             "no {expected:?} in:\n{narration}"
         );
     }
+    // "-> 78 pages (312 KiB) of the regions' 272 copied": the dirty chunks' pages alone.
+    let (copied, regions) = narration
+        .split(" -> ")
+        .find_map(|said| {
+            let (copied, rest) = said.split_once(" pages (")?;
+            let regions = rest
+                .split_once("of the regions' ")?
+                .1
+                .split_once(" copied")?
+                .0;
+            Some((copied.parse::<u64>().ok()?, regions.parse::<u64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no resync figure in:\n{narration}"));
+    assert!(
+        0 < copied && copied < regions,
+        "{copied} of {regions} pages"
+    );
     // The cards it leaves behind hold the demo's volume, recovered and in sync.
     let info = volume(directory.path(), &["info"], b"");
     assert!(text(&info.stdout).contains("mirror   mirror   in sync"));
+    let check = volume(directory.path(), &["check"], b"");
+    assert_code(&check, 0);
+    assert!(
+        text(&check.stdout).contains("the copies agree: the metadata and 2 regions (1.1 MiB)"),
+        "{}",
+        text(&check.stdout)
+    );
 }
 
 #[test]

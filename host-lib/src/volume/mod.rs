@@ -39,8 +39,9 @@ pub struct VolumeOptions {
     /// and writing without it forks the cards' histories if it comes back from elsewhere.
     pub degraded: bool,
     /// Records the chunks each write touches before it reaches the cards (see
-    /// [`crate::intent`]). Off, as md without a bitmap, a volume that was not closed
-    /// cleanly is repaired in full at its next open, and a stale card resynced in full.
+    /// [`crate::intent`]). Off, as md without a bitmap, the first write records every chunk
+    /// as dirty: after an unclean shutdown the next open repairs every region, and a card
+    /// that missed writes made meanwhile is resynced in full.
     pub write_intent: bool,
 }
 

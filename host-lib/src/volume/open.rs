@@ -19,7 +19,7 @@ use crate::error::{CardRole, Error, Result};
 use crate::half::{Found, FoundIntent, Half};
 use crate::intent::Dirty;
 use crate::layout::Geometry;
-use crate::metadata::{self, CardHealth, Copy, VolumeRecord};
+use crate::metadata::{self, CardHealth, Copy, MetadataError, VolumeRecord};
 use crate::per_card::PerCard;
 use npmu_driver::{Device, DmaDomain, DriverError, NpmuDevice};
 use std::sync::Arc;
@@ -181,8 +181,9 @@ fn open_volume<D: Device>(
     check_geometry(winner, &newest.volume, &geometry)?;
     let mut record = newest.volume.clone();
     let started = Instant::now();
-    // What may differ between the copies: every intent record of the volume on the cards.
-    let mut dirty = Dirty::none();
+    // What each card's intent record says may differ between the copies.
+    let mut recorded: PerCard<Option<std::result::Result<Dirty, MetadataError>>> =
+        PerCard::from_fn(|_| None);
     for (role, half) in halves.iter_mut() {
         let Some(Found::Copy(_, slot)) = &found[role] else {
             continue;
@@ -195,12 +196,9 @@ fn open_volume<D: Device>(
             Ok(FoundIntent::Record(intent, slot)) => {
                 half.intent_slot = Some(slot);
                 half.intent_sequence = intent.sequence;
-                dirty = dirty.union(&intent.dirty);
+                recorded[role] = Some(Ok(intent.dirty));
             }
-            Ok(FoundIntent::Missing(why)) => {
-                tracing::warn!(card = %role, %why, "no intent record: every chunk counts as dirty");
-                dirty = Dirty::Everything;
-            }
+            Ok(FoundIntent::Missing(why)) => recorded[role] = Some(Err(why)),
             Err(error) => {
                 tracing::warn!(card = %role, %error, "reading the intent area");
                 half.failure = Some(error.to_string());
@@ -265,6 +263,20 @@ fn open_volume<D: Device>(
         };
         needs_commit |= record.health[role] != health;
         record.mark_out_of_sync(role, health);
+    }
+    // What may differ between the copies: every record of a card that holds data. A
+    // replaced card is rebuilt in full, whatever its intent area says.
+    let mut dirty = Dirty::none();
+    for (role, found) in recorded {
+        match found {
+            _ if record.health[role] == CardHealth::Replaced => {}
+            None => {}
+            Some(Ok(found)) => dirty = dirty.union(&found),
+            Some(Err(why)) => {
+                tracing::warn!(card = %role, %why, "no intent record: every chunk counts as dirty");
+                dirty = Dirty::Everything;
+            }
+        }
     }
     let mut inner = Inner::new(
         halves,
