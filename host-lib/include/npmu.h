@@ -54,6 +54,11 @@ typedef struct pm_volume pm_volume;
 // What a verb did: `PM_OK` or one of the `PM_ERR_*` codes.
 typedef int32_t pm_status;
 
+// How `pm_open_simulated_volume` and `pm_open_vfio_volume` open a volume: 0 (the safe
+// default: refuse a volume a card of which is missing, or whose cards' histories forked) or
+// `PM_OPEN_*` flags or-ed together. An unknown bit gives `PM_ERR_BAD_FLAGS`.
+typedef uint32_t pm_open_flags;
+
 // What a volume says of itself.
 typedef struct pm_volume_info {
     // The volume's name, NUL-terminated.
@@ -76,6 +81,12 @@ typedef struct pm_volume_info {
     uint64_t regions;
     // Sequence number of the current metadata copy.
     uint64_t sequence;
+    // Changes of which cards are in sync, counted since the format: a card failing, being
+    // resynced, or a fork resolved each start a new epoch.
+    uint64_t epoch;
+    // Chunks recorded dirty in the write intent (what a resync of a stale card, or the
+    // repair after an unclean shutdown, copies), or -1 if every chunk counts as dirty.
+    int64_t dirty_chunks;
 } pm_volume_info;
 
 // Which half of the volume (seed 001 [0088], [0090]). A write takes `PM_BOTH` (normal
@@ -108,7 +119,40 @@ typedef struct pm_resync_report {
     uint64_t pages;
     // Bytes copied.
     uint64_t bytes;
+    // Whether every region was copied (a blank or replaced card, or a card whose missed
+    // chunks were not known one by one) rather than only the chunks the card missed.
+    bool full;
 } pm_resync_report;
+
+// Bytes of a region where the two cards' copies differ: one of the differences
+// `pm_check_volume` found.
+typedef struct pm_difference {
+    // The region's name, NUL-terminated.
+    char region[PM_NAME_CAPACITY];
+    // From the region's first byte (add the base pointer for a read or write pointer).
+    uint64_t offset;
+    // Bytes that differ from `offset` on.
+    uint64_t length;
+} pm_difference;
+
+// What `pm_check_volume` found. The cards agree if `differences` and
+// `metadata_differences` are both 0.
+typedef struct pm_check_report {
+    // Runs of region bytes where the cards' copies differ: all of them, also those past the
+    // caller's array.
+    uint64_t differences;
+    // Bytes in those runs.
+    uint64_t bytes_differing;
+    // Ways in which the cards' newest metadata copies differ (0 if they agree).
+    uint32_t metadata_differences;
+    // Regions compared.
+    uint64_t regions;
+    // Region bytes compared on each card.
+    uint64_t bytes_compared;
+    // Whether the differences were repaired: the mirror now holds the primary's bytes and
+    // metadata. False if there was nothing to repair.
+    bool repaired;
+} pm_check_report;
 
 // An open region, like a file descriptor: see `pm_open_region`.
 typedef uint64_t pm_region_handle;
@@ -249,6 +293,21 @@ typedef struct pm_region_info {
 // A resync of the volume is already running.
 #define PM_ERR_RESYNC_RUNNING 35
 
+// A card the volume has in sync is missing (does not answer, or is blank): it may hold
+// writes the other lacks. Open with `PM_OPEN_DEGRADED` to go on without it.
+#define PM_ERR_MEMBER_MISSING 36
+
+// Each card was written while the other was away: their histories forked. Open with
+// `PM_OPEN_KEEP_PRIMARY` or `PM_OPEN_KEEP_MIRROR` to keep one card's copy.
+#define PM_ERR_FORKED 37
+
+// `PM_OPEN_KEEP_*` was given, but the cards' histories have not forked.
+#define PM_ERR_NOT_FORKED 38
+
+// The `PM_OPEN_*` flags have an unknown bit set, or both `PM_OPEN_KEEP_PRIMARY` and
+// `PM_OPEN_KEEP_MIRROR`. Nothing was opened.
+#define PM_ERR_BAD_FLAGS 39
+
 // The primary card alone.
 #define PM_PRIMARY 1
 
@@ -260,6 +319,28 @@ typedef struct pm_region_info {
 
 // Reads: any in-sync card, falling back to the other.
 #define PM_ANY 4
+
+// Opens the volume even if a card it has in sync is missing (does not answer, or is blank:
+// a new or replaced card in its place), going on with the other card alone, and marks the
+// missing card stale; without this flag such an open gives `PM_ERR_MEMBER_MISSING`. The
+// risk: the missing card may hold writes the present one lacks (it went on alone while the
+// present card was away). They are not on the volume opened, and if that card comes back
+// the two cards' histories have forked: opens are refused with `PM_ERR_FORKED` until
+// `PM_OPEN_KEEP_PRIMARY` or `PM_OPEN_KEEP_MIRROR` discards one card's writes since the
+// fork. Use it when the missing card is lost for good, or known to hold nothing newer. A
+// missing card that comes back without such writes is stale, and `pm_resync` rebuilds it
+// (a blank card in full).
+#define PM_OPEN_DEGRADED 1
+
+// Opens a volume whose cards' histories forked (`PM_ERR_FORKED`: each was written while the
+// other was away) keeping the primary card's copy. The mirror becomes stale: its writes
+// since the fork are discarded, and `pm_resync` then copies onto it every chunk either
+// card wrote since they parted. `PM_ERR_NOT_FORKED` if the histories have not forked.
+#define PM_OPEN_KEEP_PRIMARY 2
+
+// As `PM_OPEN_KEEP_PRIMARY`, keeping the mirror card's copy: the primary becomes stale and
+// its writes since the fork are discarded. Not together with `PM_OPEN_KEEP_PRIMARY`.
+#define PM_OPEN_KEEP_MIRROR 4
 
 // Never a region handle.
 #define PM_INVALID_HANDLE 0
@@ -299,12 +380,20 @@ pm_status pm_format_simulated_volume(const char *directory,
                                      int overwrite,
                                      struct pm_volume **out);
 
-// Opens the volume on the two simulated cards kept in `directory` into `*out`.
+// Opens the volume on the two simulated cards kept in `directory` into `*out`. `flags` is
+// 0 or `PM_OPEN_*` flags (see `pm_open_flags`); the flags are checked before anything is
+// opened. An open is refused with `PM_ERR_MEMBER_MISSING` if a card the volume has in sync
+// is missing (without `PM_OPEN_DEGRADED`), and with `PM_ERR_FORKED` if the cards'
+// histories forked (without a `PM_OPEN_KEEP_*` flag); `pm_last_error` tells which card and
+// why. Chunks an unclean shutdown left dirty are repaired, primary to mirror, before it
+// returns.
 //
 // # Safety
 //
 // `directory` is NULL or a NUL-terminated string; `out` is NULL or writable.
-pm_status pm_open_simulated_volume(const char *directory, struct pm_volume **out);
+pm_status pm_open_simulated_volume(const char *directory,
+                                   pm_open_flags flags,
+                                   struct pm_volume **out);
 
 // Formats a new volume named `volume_name` on two real cards through VFIO, at PCI
 // addresses `primary_pci` and `mirror_pci` (e.g. "0000:01:00.0"), and opens it into
@@ -320,13 +409,14 @@ pm_status pm_format_vfio_volume(const char *primary_pci,
                                 struct pm_volume **out);
 
 // Opens the volume on two real cards through VFIO at PCI addresses `primary_pci` and
-// `mirror_pci` into `*out`.
+// `mirror_pci` into `*out`; `flags` as for `pm_open_simulated_volume`.
 //
 // # Safety
 //
 // The strings are NULL or NUL-terminated; `out` is NULL or writable.
 pm_status pm_open_vfio_volume(const char *primary_pci,
                               const char *mirror_pci,
+                              pm_open_flags flags,
                               struct pm_volume **out);
 
 // Closes every region handle still open on `volume`, then the volume and its cards.
@@ -360,6 +450,29 @@ pm_status pm_get_card_status(struct pm_volume *volume, pm_mirror card, struct pm
 //
 // `volume` is NULL or an open volume; `report` is NULL or writable.
 pm_status pm_resync(struct pm_volume *volume, struct pm_resync_report *report);
+
+// Compares the two cards' copies of the volume, their metadata and every byte of every
+// region, while the volume stays in use (writes and reads of other threads go on), and
+// tells what it found in `*report`. The first `capacity` differences, in region order then
+// offset, are copied into the caller's array `differences` (which may be NULL when
+// `capacity` is 0); `report->differences` counts them all. Differences found are not an
+// error: the verb returns `PM_OK` and the report tells them.
+//
+// With `repair` nonzero, every difference is repaired by copying the primary's bytes (and
+// metadata) onto the mirror, and `report->repaired` says whether anything was; the report
+// still tells what differed before. Both cards must be in sync and answer: otherwise
+// `PM_ERR_CARD_STALE` (resync first) or `PM_ERR_CARD_UNAVAILABLE`. A card failing during the
+// check fails it; a repair that fails after starting may have repaired some differences.
+//
+// # Safety
+//
+// `volume` is NULL or an open volume; `differences` is NULL or writable for `capacity`
+// differences; `report` is NULL or writable.
+pm_status pm_check_volume(struct pm_volume *volume,
+                          int repair,
+                          struct pm_difference *differences,
+                          size_t capacity,
+                          struct pm_check_report *report);
 
 // Makes simulated card `card` (`PM_PRIMARY` or `PM_MIRROR`) stop answering, as a card that
 // died: for testing a program's recovery. `PM_ERR_UNSUPPORTED` on real cards.

@@ -133,6 +133,9 @@ pub const PM_ERR_MEMBER_MISSING: pm_status = 36;
 pub const PM_ERR_FORKED: pm_status = 37;
 /// `PM_OPEN_KEEP_*` was given, but the cards' histories have not forked.
 pub const PM_ERR_NOT_FORKED: pm_status = 38;
+/// The `PM_OPEN_*` flags have an unknown bit set, or both `PM_OPEN_KEEP_PRIMARY` and
+/// `PM_OPEN_KEEP_MIRROR`. Nothing was opened.
+pub const PM_ERR_BAD_FLAGS: pm_status = 39;
 
 // ---------------------------------------------------------------------------------------
 // Types.
@@ -159,6 +162,31 @@ pub const PM_MIRROR: pm_mirror = 2;
 pub const PM_BOTH: pm_mirror = 3;
 /// Reads: any in-sync card, falling back to the other.
 pub const PM_ANY: pm_mirror = 4;
+
+/// How `pm_open_simulated_volume` and `pm_open_vfio_volume` open a volume: 0 (the safe
+/// default: refuse a volume a card of which is missing, or whose cards' histories forked) or
+/// `PM_OPEN_*` flags or-ed together. An unknown bit gives `PM_ERR_BAD_FLAGS`.
+pub type pm_open_flags = u32;
+
+/// Opens the volume even if a card it has in sync is missing (does not answer, or is blank:
+/// a new or replaced card in its place), going on with the other card alone, and marks the
+/// missing card stale; without this flag such an open gives `PM_ERR_MEMBER_MISSING`. The
+/// risk: the missing card may hold writes the present one lacks (it went on alone while the
+/// present card was away). They are not on the volume opened, and if that card comes back
+/// the two cards' histories have forked: opens are refused with `PM_ERR_FORKED` until
+/// `PM_OPEN_KEEP_PRIMARY` or `PM_OPEN_KEEP_MIRROR` discards one card's writes since the
+/// fork. Use it when the missing card is lost for good, or known to hold nothing newer. A
+/// missing card that comes back without such writes is stale, and `pm_resync` rebuilds it
+/// (a blank card in full).
+pub const PM_OPEN_DEGRADED: pm_open_flags = 1;
+/// Opens a volume whose cards' histories forked (`PM_ERR_FORKED`: each was written while the
+/// other was away) keeping the primary card's copy. The mirror becomes stale: its writes
+/// since the fork are discarded, and `pm_resync` then copies onto it every chunk either
+/// card wrote since they parted. `PM_ERR_NOT_FORKED` if the histories have not forked.
+pub const PM_OPEN_KEEP_PRIMARY: pm_open_flags = 2;
+/// As `PM_OPEN_KEEP_PRIMARY`, keeping the mirror card's copy: the primary becomes stale and
+/// its writes since the fork are discarded. Not together with `PM_OPEN_KEEP_PRIMARY`.
+pub const PM_OPEN_KEEP_MIRROR: pm_open_flags = 4;
 
 /// An open region, like a file descriptor: see `pm_open_region`.
 pub type pm_region_handle = u64;
@@ -240,6 +268,12 @@ pub struct pm_volume_info {
     pub regions: u64,
     /// Sequence number of the current metadata copy.
     pub sequence: u64,
+    /// Changes of which cards are in sync, counted since the format: a card failing, being
+    /// resynced, or a fork resolved each start a new epoch.
+    pub epoch: u64,
+    /// Chunks recorded dirty in the write intent (what a resync of a stale card, or the
+    /// repair after an unclean shutdown, copies), or -1 if every chunk counts as dirty.
+    pub dirty_chunks: i64,
 }
 
 /// How one card of a volume stands.
@@ -266,6 +300,43 @@ pub struct pm_resync_report {
     pub pages: u64,
     /// Bytes copied.
     pub bytes: u64,
+    /// Whether every region was copied (a blank or replaced card, or a card whose missed
+    /// chunks were not known one by one) rather than only the chunks the card missed.
+    pub full: bool,
+}
+
+/// Bytes of a region where the two cards' copies differ: one of the differences
+/// `pm_check_volume` found.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct pm_difference {
+    /// The region's name, NUL-terminated.
+    pub region: [c_char; PM_NAME_CAPACITY],
+    /// From the region's first byte (add the base pointer for a read or write pointer).
+    pub offset: u64,
+    /// Bytes that differ from `offset` on.
+    pub length: u64,
+}
+
+/// What `pm_check_volume` found. The cards agree if `differences` and
+/// `metadata_differences` are both 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct pm_check_report {
+    /// Runs of region bytes where the cards' copies differ: all of them, also those past the
+    /// caller's array.
+    pub differences: u64,
+    /// Bytes in those runs.
+    pub bytes_differing: u64,
+    /// Ways in which the cards' newest metadata copies differ (0 if they agree).
+    pub metadata_differences: u32,
+    /// Regions compared.
+    pub regions: u64,
+    /// Region bytes compared on each card.
+    pub bytes_compared: u64,
+    /// Whether the differences were repaired: the mirror now holds the primary's bytes and
+    /// metadata. False if there was nothing to repair.
+    pub repaired: bool,
 }
 
 // ---------------------------------------------------------------------------------------
@@ -635,6 +706,7 @@ pub extern "C" fn pm_strerror(status: pm_status) -> *const c_char {
         PM_ERR_MEMBER_MISSING => c"PM_ERR_MEMBER_MISSING: a card of the volume is missing",
         PM_ERR_FORKED => c"PM_ERR_FORKED: the cards' histories forked; choose one to keep",
         PM_ERR_NOT_FORKED => c"PM_ERR_NOT_FORKED: the cards' histories have not forked",
+        PM_ERR_BAD_FLAGS => c"PM_ERR_BAD_FLAGS: unknown or contradictory PM_OPEN_* flags",
         _ => c"unknown pm_status",
     };
     text.as_ptr()
@@ -651,22 +723,74 @@ pub extern "C" fn pm_last_error() -> *const c_char {
 // ---------------------------------------------------------------------------------------
 // Volumes.
 
+/// How the `PM_OPEN_*` flags ask for a volume to be opened.
+#[derive(Clone, Copy, Debug)]
+struct OpenFlags {
+    degraded: bool,
+    /// The card whose copy a forked pair keeps (`Volume::choose`).
+    keep: Option<CardRole>,
+}
+
+fn open_flags(flags: pm_open_flags) -> Result<OpenFlags, Failure> {
+    let unknown = flags & !(PM_OPEN_DEGRADED | PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR);
+    if unknown != 0 {
+        return Err(Failure::new(
+            PM_ERR_BAD_FLAGS,
+            format!(
+                "unknown open flags {unknown:#x}: the flags are PM_OPEN_DEGRADED, \
+                 PM_OPEN_KEEP_PRIMARY and PM_OPEN_KEEP_MIRROR"
+            ),
+        ));
+    }
+    let keep = match (
+        flags & PM_OPEN_KEEP_PRIMARY != 0,
+        flags & PM_OPEN_KEEP_MIRROR != 0,
+    ) {
+        (true, true) => {
+            return Err(Failure::new(
+                PM_ERR_BAD_FLAGS,
+                "PM_OPEN_KEEP_PRIMARY and PM_OPEN_KEEP_MIRROR together: a forked volume keeps \
+                 one card's copy",
+            ))
+        }
+        (true, false) => Some(CardRole::Primary),
+        (false, true) => Some(CardRole::Mirror),
+        (false, false) => None,
+    };
+    Ok(OpenFlags {
+        degraded: flags & PM_OPEN_DEGRADED != 0,
+        keep,
+    })
+}
+
+/// Formats (`format` is the name and whether to overwrite) or opens the volume on `cards`
+/// into `*out`.
 fn open_or_format(
     cards: Result<(Card, Card), Failure>,
     format: Option<(&str, bool)>,
+    flags: OpenFlags,
     out: *mut *mut pm_volume,
 ) -> Result<(), Failure> {
     let (primary, mirror) = cards?;
-    let volume = match format {
-        Some((name, overwrite)) => {
-            Volume::format(primary, mirror, name, overwrite, VolumeOptions::default())?
-        }
-        None => Volume::open(primary, mirror, VolumeOptions::default())?,
+    let options = VolumeOptions {
+        degraded: flags.degraded,
+        ..VolumeOptions::default()
+    };
+    let volume = match (format, flags.keep) {
+        (Some((name, overwrite)), _) => Volume::format(primary, mirror, name, overwrite, options)?,
+        (None, Some(keep)) => Volume::choose(primary, mirror, keep, options)?,
+        (None, None) => Volume::open(primary, mirror, options)?,
     };
     // SAFETY: the callers checked `out` is not NULL; the C caller promises it is writable.
     unsafe { put(out, pm_volume::new(volume)) };
     Ok(())
 }
+
+/// How a format opens: no flag applies.
+const FORMAT: OpenFlags = OpenFlags {
+    degraded: false,
+    keep: None,
+};
 
 #[cfg(feature = "simulated")]
 fn simulated_cards(directory: PathBuf) -> Result<(Card, Card), Failure> {
@@ -715,12 +839,19 @@ pub unsafe extern "C" fn pm_format_simulated_volume(
         open_or_format(
             simulated_cards(directory),
             Some((name, overwrite != 0)),
+            FORMAT,
             out,
         )
     })
 }
 
-/// Opens the volume on the two simulated cards kept in `directory` into `*out`.
+/// Opens the volume on the two simulated cards kept in `directory` into `*out`. `flags` is
+/// 0 or `PM_OPEN_*` flags (see `pm_open_flags`); the flags are checked before anything is
+/// opened. An open is refused with `PM_ERR_MEMBER_MISSING` if a card the volume has in sync
+/// is missing (without `PM_OPEN_DEGRADED`), and with `PM_ERR_FORKED` if the cards'
+/// histories forked (without a `PM_OPEN_KEEP_*` flag); `pm_last_error` tells which card and
+/// why. Chunks an unclean shutdown left dirty are repaired, primary to mirror, before it
+/// returns.
 ///
 /// # Safety
 ///
@@ -728,13 +859,15 @@ pub unsafe extern "C" fn pm_format_simulated_volume(
 #[no_mangle]
 pub unsafe extern "C" fn pm_open_simulated_volume(
     directory: *const c_char,
+    flags: pm_open_flags,
     out: *mut *mut pm_volume,
 ) -> pm_status {
     run("pm_open_simulated_volume", || {
         // SAFETY: the caller promises a NUL-terminated string or NULL.
         let directory = unsafe { path(directory, "the directory")? };
         check_out(out, "the volume output")?;
-        open_or_format(simulated_cards(directory), None, out)
+        let flags = open_flags(flags)?;
+        open_or_format(simulated_cards(directory), None, flags, out)
     })
 }
 
@@ -767,13 +900,14 @@ pub unsafe extern "C" fn pm_format_vfio_volume(
         open_or_format(
             vfio_cards(primary, mirror),
             Some((name, overwrite != 0)),
+            FORMAT,
             out,
         )
     })
 }
 
 /// Opens the volume on two real cards through VFIO at PCI addresses `primary_pci` and
-/// `mirror_pci` into `*out`.
+/// `mirror_pci` into `*out`; `flags` as for `pm_open_simulated_volume`.
 ///
 /// # Safety
 ///
@@ -782,6 +916,7 @@ pub unsafe extern "C" fn pm_format_vfio_volume(
 pub unsafe extern "C" fn pm_open_vfio_volume(
     primary_pci: *const c_char,
     mirror_pci: *const c_char,
+    flags: pm_open_flags,
     out: *mut *mut pm_volume,
 ) -> pm_status {
     run("pm_open_vfio_volume", || {
@@ -793,7 +928,8 @@ pub unsafe extern "C" fn pm_open_vfio_volume(
             )
         };
         check_out(out, "the volume output")?;
-        open_or_format(vfio_cards(primary, mirror), None, out)
+        let flags = open_flags(flags)?;
+        open_or_format(vfio_cards(primary, mirror), None, flags, out)
     })
 }
 
@@ -849,6 +985,10 @@ pub unsafe extern "C" fn pm_get_volume_info(
             max_region_bytes: info.max_region_bytes,
             regions: info.regions as u64,
             sequence: info.sequence,
+            epoch: info.epoch,
+            dirty_chunks: info
+                .dirty_chunks
+                .map_or(-1, |chunks| i64::try_from(chunks).unwrap_or(i64::MAX)),
         };
         // SAFETY: `out` is not NULL and the caller promises it is writable.
         unsafe { put(out, described) };
@@ -914,6 +1054,64 @@ pub unsafe extern "C" fn pm_resync(
             card: role_value(done.card),
             pages: done.pages,
             bytes: done.bytes,
+            full: done.full,
+        };
+        // SAFETY: `report` is not NULL and the caller promises it is writable.
+        unsafe { put(report, described) };
+        Ok(())
+    })
+}
+
+/// Compares the two cards' copies of the volume, their metadata and every byte of every
+/// region, while the volume stays in use (writes and reads of other threads go on), and
+/// tells what it found in `*report`. The first `capacity` differences, in region order then
+/// offset, are copied into the caller's array `differences` (which may be NULL when
+/// `capacity` is 0); `report->differences` counts them all. Differences found are not an
+/// error: the verb returns `PM_OK` and the report tells them.
+///
+/// With `repair` nonzero, every difference is repaired by copying the primary's bytes (and
+/// metadata) onto the mirror, and `report->repaired` says whether anything was; the report
+/// still tells what differed before. Both cards must be in sync and answer: otherwise
+/// `PM_ERR_CARD_STALE` (resync first) or `PM_ERR_CARD_UNAVAILABLE`. A card failing during the
+/// check fails it; a repair that fails after starting may have repaired some differences.
+///
+/// # Safety
+///
+/// `volume` is NULL or an open volume; `differences` is NULL or writable for `capacity`
+/// differences; `report` is NULL or writable.
+#[no_mangle]
+pub unsafe extern "C" fn pm_check_volume(
+    volume: *mut pm_volume,
+    repair: c_int,
+    differences: *mut pm_difference,
+    capacity: usize,
+    report: *mut pm_check_report,
+) -> pm_status {
+    run("pm_check_volume", || {
+        // SAFETY: the caller promises an open volume or NULL.
+        let volume = unsafe { self::volume(volume)? };
+        if differences.is_null() && capacity > 0 {
+            return Err(Failure::null("the differences array"));
+        }
+        check_out(report, "the report output")?;
+        let found = volume.volume.check(repair != 0, |_, _| {})?;
+        for (index, difference) in found.differences.iter().take(capacity).enumerate() {
+            let copied = pm_difference {
+                region: name_buffer(&difference.region),
+                offset: difference.offset,
+                length: difference.length,
+            };
+            // SAFETY: `differences` is not NULL (capacity > 0 here) and the caller promises
+            // `capacity` > `index` writable differences there.
+            unsafe { put(differences.add(index), copied) };
+        }
+        let described = pm_check_report {
+            differences: found.differences.len() as u64,
+            bytes_differing: found.differences.iter().map(|d| d.length).sum(),
+            metadata_differences: u32::try_from(found.metadata.len()).unwrap_or(u32::MAX),
+            regions: found.regions as u64,
+            bytes_compared: found.bytes_compared,
+            repaired: found.repaired,
         };
         // SAFETY: `report` is not NULL and the caller promises it is writable.
         unsafe { put(report, described) };
@@ -1362,7 +1560,7 @@ mod tests {
     #[test]
     fn every_status_has_its_own_name() {
         let mut seen = std::collections::HashSet::new();
-        for status in PM_OK..=PM_ERR_RESYNC_RUNNING {
+        for status in PM_OK..=PM_ERR_BAD_FLAGS {
             // SAFETY: pm_strerror returns a static NUL-terminated string.
             let text = unsafe { CStr::from_ptr(pm_strerror(status)) }
                 .to_str()

@@ -7,7 +7,7 @@
 //! `NPMU_BLESS_HEADER=1 cargo test -p npmu --test c_api header`.
 
 use npmu::ffi::*;
-use std::ffi::{c_char, CStr, CString};
+use std::ffi::{c_char, c_int, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::ptr;
@@ -169,6 +169,7 @@ fn the_c_example_stores_a_linked_list_and_follows_it_after_reopening() {
         "node at 0x7f00000001c0: value 100, label alpha, next 0x7f0000000080",
         "node at 0x7f0000000100: value 500, label echo, next 0x0",
         "followed 5 nodes, values summing to 1500",
+        "checked 1 region, 8192 bytes on each card: 0 differences, 0 in the metadata",
         "listed 2 of 3 regions: list, spare-a",
         "counted 3 regions without a list",
         "attributes: name list, size 8192, base_pointer 0x7f0000000000, pages 2, extents 1",
@@ -225,6 +226,10 @@ fn the_c_error_program_meets_every_error_with_its_status() {
         PM_ERR_DEGRADED,
         PM_ERR_NOTHING_TO_RESYNC,
         PM_ERR_CARD,
+        PM_ERR_MEMBER_MISSING,
+        PM_ERR_FORKED,
+        PM_ERR_NOT_FORKED,
+        PM_ERR_BAD_FLAGS,
     ] {
         let name = strerror(status);
         let name = name.split(':').next().unwrap();
@@ -280,6 +285,9 @@ fn expect(status: pm_status, expected: pm_status) {
     );
 }
 
+/// A difference `pm_check_volume` found: the region's name, the offset and the length.
+type Found = (String, u64, u64);
+
 /// An open volume, closed when dropped.
 struct Volume(*mut pm_volume);
 
@@ -298,14 +306,23 @@ impl Volume {
     }
 
     fn open(directory: &Path) -> Self {
+        Self::open_with(directory, 0)
+            .unwrap_or_else(|status| panic!("opening: {} ({})", strerror(status), last_error()))
+    }
+
+    /// Opens with `flags`; the output stays NULL on failure.
+    fn open_with(directory: &Path, flags: pm_open_flags) -> Result<Self, pm_status> {
         let directory = c(directory.to_str().unwrap());
         let mut volume = ptr::null_mut();
         // SAFETY: valid string and output.
-        expect(
-            unsafe { pm_open_simulated_volume(directory.as_ptr(), &mut volume) },
-            PM_OK,
-        );
-        Self(volume)
+        let status = unsafe { pm_open_simulated_volume(directory.as_ptr(), flags, &mut volume) };
+        match status {
+            PM_OK => Ok(Self(volume)),
+            status => {
+                assert!(volume.is_null(), "the output was written on failure");
+                Err(status)
+            }
+        }
     }
 
     fn info(&self) -> pm_volume_info {
@@ -440,10 +457,69 @@ impl Volume {
             card: 0,
             pages: 0,
             bytes: 0,
+            full: false,
         };
         // SAFETY: an open volume and a writable output.
         match unsafe { pm_resync(self.0, &mut report) } {
             PM_OK => Ok(report),
+            status => Err(status),
+        }
+    }
+
+    /// Checks the volume with room for `capacity` differences: the report and the
+    /// differences copied.
+    fn check(
+        &self,
+        repair: bool,
+        capacity: usize,
+    ) -> Result<(pm_check_report, Vec<Found>), pm_status> {
+        let unfilled = pm_difference {
+            region: [b'?' as c_char; PM_NAME_CAPACITY],
+            offset: u64::MAX,
+            length: u64::MAX,
+        };
+        // One more than the library is told of, to see it writes none past `capacity`.
+        let mut differences = vec![unfilled; capacity + 1];
+        let mut report = std::mem::MaybeUninit::uninit();
+        let list = if capacity == 0 {
+            ptr::null_mut()
+        } else {
+            differences.as_mut_ptr()
+        };
+        // SAFETY: an open volume, `capacity` writable differences (or NULL for 0) and a
+        // writable report.
+        match unsafe {
+            pm_check_volume(
+                self.0,
+                c_int::from(repair),
+                list,
+                capacity,
+                report.as_mut_ptr(),
+            )
+        } {
+            PM_OK => {
+                // SAFETY: PM_OK: the report was written.
+                let report = unsafe { report.assume_init() };
+                let copied = report.differences.min(capacity as u64) as usize;
+                // Nothing written past the differences found, nor past `capacity`.
+                for difference in &differences[copied..] {
+                    assert_eq!(
+                        (difference.offset, difference.length, difference.region[0]),
+                        (u64::MAX, u64::MAX, b'?' as c_char)
+                    );
+                }
+                let found = differences[..copied]
+                    .iter()
+                    .map(|difference| {
+                        (
+                            text_of(&difference.region),
+                            difference.offset,
+                            difference.length,
+                        )
+                    })
+                    .collect();
+                Ok((report, found))
+            }
             status => Err(status),
         }
     }
@@ -1048,19 +1124,36 @@ fn openers_refuse_what_is_not_a_volume() {
             PM_ERR_INVALID_UTF8,
         );
         expect(
-            pm_open_simulated_volume(ptr::null(), &mut volume),
+            pm_open_simulated_volume(ptr::null(), 0, &mut volume),
             PM_ERR_NULL_POINTER,
         );
         expect(
-            pm_open_simulated_volume(never.as_ptr(), ptr::null_mut()),
+            pm_open_simulated_volume(never.as_ptr(), 0, ptr::null_mut()),
             PM_ERR_NULL_POINTER,
+        );
+        // Flags are checked before anything is opened.
+        for flags in [
+            8,
+            PM_OPEN_DEGRADED | 1 << 31,
+            PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR,
+            PM_OPEN_DEGRADED | PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR,
+        ] {
+            expect(
+                pm_open_simulated_volume(never.as_ptr(), flags, &mut volume),
+                PM_ERR_BAD_FLAGS,
+            );
+        }
+        assert!(
+            last_error().starts_with("pm_open_simulated_volume: PM_OPEN_KEEP_PRIMARY and"),
+            "{}",
+            last_error()
         );
         // Nothing made: the directory would have been the first thing.
         assert!(!directory.path().join("never").exists());
 
         let fresh = c(directory.path().join("fresh").to_str().unwrap());
         expect(
-            pm_open_simulated_volume(fresh.as_ptr(), &mut volume),
+            pm_open_simulated_volume(fresh.as_ptr(), 0, &mut volume),
             PM_ERR_NOT_FORMATTED,
         );
         std::fs::write(directory.path().join("file"), b"").unwrap();
@@ -1070,13 +1163,13 @@ fn openers_refuse_what_is_not_a_volume() {
             PM_ERR_CARDS,
         );
         expect(
-            pm_open_simulated_volume(under_file.as_ptr(), &mut volume),
+            pm_open_simulated_volume(under_file.as_ptr(), 0, &mut volume),
             PM_ERR_CARDS,
         );
 
         let (primary, mirror) = (c("0000:ff:1f.6"), c("0000:ff:1f.7"));
         expect(
-            pm_open_vfio_volume(primary.as_ptr(), mirror.as_ptr(), &mut volume),
+            pm_open_vfio_volume(primary.as_ptr(), mirror.as_ptr(), 0, &mut volume),
             PM_ERR_CARDS,
         );
         assert!(
@@ -1105,15 +1198,33 @@ fn openers_refuse_what_is_not_a_volume() {
             PM_ERR_BAD_VOLUME_NAME,
         );
         expect(
-            pm_open_vfio_volume(ptr::null(), mirror.as_ptr(), &mut volume),
+            pm_open_vfio_volume(
+                primary.as_ptr(),
+                mirror.as_ptr(),
+                PM_OPEN_KEEP_MIRROR | PM_OPEN_KEEP_PRIMARY,
+                &mut volume,
+            ),
+            PM_ERR_BAD_FLAGS,
+        );
+        expect(
+            pm_open_vfio_volume(primary.as_ptr(), mirror.as_ptr(), 64, &mut volume),
+            PM_ERR_BAD_FLAGS,
+        );
+        assert!(
+            last_error().starts_with("pm_open_vfio_volume: unknown open flags 0x40"),
+            "{}",
+            last_error()
+        );
+        expect(
+            pm_open_vfio_volume(ptr::null(), mirror.as_ptr(), 0, &mut volume),
             PM_ERR_NULL_POINTER,
         );
         expect(
-            pm_open_vfio_volume(primary.as_ptr(), ptr::null(), &mut volume),
+            pm_open_vfio_volume(primary.as_ptr(), ptr::null(), 0, &mut volume),
             PM_ERR_NULL_POINTER,
         );
         expect(
-            pm_open_vfio_volume(primary.as_ptr(), mirror.as_ptr(), ptr::null_mut()),
+            pm_open_vfio_volume(primary.as_ptr(), mirror.as_ptr(), 0, ptr::null_mut()),
             PM_ERR_NULL_POINTER,
         );
         expect(
@@ -1187,7 +1298,7 @@ fn openers_refuse_what_is_not_a_volume() {
     let mut volume = ptr::null_mut();
     // SAFETY: valid string and output.
     expect(
-        unsafe { pm_open_simulated_volume(other_c.as_ptr(), &mut volume) },
+        unsafe { pm_open_simulated_volume(other_c.as_ptr(), 0, &mut volume) },
         PM_ERR_UNSUITABLE_CARDS,
     );
     assert!(volume.is_null());
@@ -1198,7 +1309,7 @@ fn openers_refuse_what_is_not_a_volume() {
     let open_c = c(open.to_str().unwrap());
     // SAFETY: valid string and output.
     expect(
-        unsafe { pm_open_simulated_volume(open_c.as_ptr(), &mut volume) },
+        unsafe { pm_open_simulated_volume(open_c.as_ptr(), 0, &mut volume) },
         PM_ERR_CARDS,
     );
     assert!(volume.is_null());
@@ -1222,7 +1333,7 @@ fn openers_refuse_what_is_not_a_volume() {
     }
     // SAFETY: valid string and output.
     expect(
-        unsafe { pm_open_simulated_volume(open_c.as_ptr(), &mut volume) },
+        unsafe { pm_open_simulated_volume(open_c.as_ptr(), 0, &mut volume) },
         PM_ERR_METADATA_DAMAGED,
     );
     assert!(volume.is_null());
@@ -1296,8 +1407,8 @@ fn a_failed_card_degrades_writes_until_resynced() {
     );
     let report = volume.resync().unwrap();
     assert_eq!(
-        (report.card, report.pages, report.bytes),
-        (PM_MIRROR, 2, 8192)
+        (report.card, report.pages, report.bytes, report.full),
+        (PM_MIRROR, 2, 8192, false)
     );
     expect(volume.resync().unwrap_err(), PM_ERR_NOTHING_TO_RESYNC);
     expect(volume.read(handle, &mut back, 256, PM_MIRROR), PM_OK);
@@ -1401,4 +1512,375 @@ fn a_volume_serves_several_threads_at_once() {
         }
     });
     assert_eq!(volume.regions(), 4);
+}
+
+// ---------------------------------------------------------------------------------------
+// Missing cards, forked histories, checking the copies.
+
+/// 48 pages: more than two write-intent chunks (16 pages each), so writes 40 pages apart
+/// dirty different chunks.
+const SPLIT_REGION: u64 = 48 * 4096;
+/// A region offset in another chunk than offset 0.
+const FAR: u64 = 40 * 4096;
+
+/// Reads `length` bytes at region offset `offset` of region "d" from `from`.
+fn read_d(
+    volume: &Volume,
+    offset: u64,
+    length: usize,
+    from: pm_mirror,
+) -> Result<Vec<u8>, pm_status> {
+    let handle = volume.open_region("d").unwrap();
+    let mut back = vec![0u8; length];
+    let status = volume.read(handle, &mut back, BASE + offset, from);
+    expect(volume.close_region(handle), PM_OK);
+    match status {
+        PM_OK => Ok(back),
+        status => Err(status),
+    }
+}
+
+/// Formats a volume with region "d", writes "AAAA" to both cards, then the primary dies and
+/// "BBBB" goes to the mirror alone; closes it. The mirror's epoch, past the primary's.
+fn primary_dies_after_a_write(directory: &Path) -> u64 {
+    let volume = Volume::format(directory, "split");
+    expect(volume.create("d", SPLIT_REGION, BASE), PM_OK);
+    // Zeroing the new region dirtied its chunks; a clean close clears them.
+    assert!(volume.info().dirty_chunks >= 3);
+    drop(volume);
+    let volume = Volume::open(directory);
+    assert_eq!(volume.info().dirty_chunks, 0);
+    let handle = volume.open_region("d").unwrap();
+    expect(volume.write(handle, b"AAAA", BASE, PM_BOTH), PM_OK);
+    let epoch = volume.info().epoch;
+    expect(volume.fail(PM_PRIMARY), PM_OK);
+    expect(
+        volume.write(handle, b"BBBB", BASE, PM_BOTH),
+        PM_ERR_DEGRADED,
+    );
+    let info = volume.info();
+    assert!(info.epoch > epoch, "{} after {epoch}", info.epoch);
+    assert!(info.dirty_chunks >= 1, "{}", info.dirty_chunks);
+    assert_eq!(volume.card(PM_PRIMARY).state, PM_CARD_STALE);
+    info.epoch
+}
+
+#[test]
+fn a_lost_mirror_is_refused_unless_opened_degraded() {
+    let directory = tempfile::tempdir().unwrap();
+    primary_dies_after_a_write(directory.path());
+    // The mirror, the one card holding "BBBB", lost for good: a blank card in its place.
+    std::fs::remove_file(directory.path().join("mirror.pm")).unwrap();
+
+    expect(
+        Volume::open_with(directory.path(), 0).err().unwrap(),
+        PM_ERR_MEMBER_MISSING,
+    );
+    let message = last_error();
+    assert!(
+        message.starts_with(
+            "pm_open_simulated_volume: the volume's mirror card is missing (it is blank"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("PM_OPEN_DEGRADED"), "{message}");
+    // A refusal changes nothing: refused again, and no fork to choose from.
+    expect(
+        Volume::open_with(directory.path(), 0).err().unwrap(),
+        PM_ERR_MEMBER_MISSING,
+    );
+    expect(
+        Volume::open_with(directory.path(), PM_OPEN_KEEP_PRIMARY)
+            .err()
+            .unwrap(),
+        PM_ERR_NOT_FORKED,
+    );
+
+    // Degraded: the primary alone, with what it had when it died.
+    let volume = Volume::open_with(directory.path(), PM_OPEN_DEGRADED).unwrap();
+    let mirror = volume.card(PM_MIRROR);
+    assert_eq!((mirror.state, mirror.failed), (PM_CARD_STALE, false));
+    assert_eq!(volume.card(PM_PRIMARY).state, PM_CARD_IN_SYNC);
+    assert_eq!(read_d(&volume, 0, 4, PM_ANY), Ok(b"AAAA".to_vec()));
+    assert_eq!(read_d(&volume, 0, 4, PM_PRIMARY), Ok(b"AAAA".to_vec()));
+    expect(
+        read_d(&volume, 0, 4, PM_MIRROR).unwrap_err(),
+        PM_ERR_CARD_STALE,
+    );
+    expect(volume.check(false, 0).unwrap_err(), PM_ERR_CARD_STALE);
+    // The blank card is rebuilt in full.
+    let report = volume.resync().unwrap();
+    assert_eq!(
+        (report.card, report.pages, report.bytes, report.full),
+        (PM_MIRROR, 48, SPLIT_REGION, true)
+    );
+    let (report, found) = volume.check(false, 4).unwrap();
+    assert_eq!(
+        (report.differences, report.metadata_differences, found.len()),
+        (0, 0, 0)
+    );
+    assert_eq!(report.bytes_compared, SPLIT_REGION);
+    drop(volume);
+
+    let volume = Volume::open(directory.path());
+    assert_eq!(read_d(&volume, 0, 4, PM_MIRROR), Ok(b"AAAA".to_vec()));
+}
+
+#[test]
+fn forked_histories_are_refused_until_one_card_is_kept() {
+    let directory = tempfile::tempdir().unwrap();
+    let mirror_epoch = primary_dies_after_a_write(directory.path());
+
+    // Then the mirror is away, and the primary goes on alone in a degraded open.
+    let (mirror, aside) = (
+        directory.path().join("mirror.pm"),
+        directory.path().join("mirror.aside"),
+    );
+    std::fs::rename(&mirror, &aside).unwrap();
+    expect(
+        Volume::open_with(directory.path(), 0).err().unwrap(),
+        PM_ERR_MEMBER_MISSING,
+    );
+    let volume = Volume::open_with(directory.path(), PM_OPEN_DEGRADED).unwrap();
+    assert_eq!(read_d(&volume, 0, 4, PM_ANY), Ok(b"AAAA".to_vec()));
+    let handle = volume.open_region("d").unwrap();
+    expect(volume.write(handle, b"CCCC", BASE, PM_BOTH), PM_OK);
+    // In a chunk only the primary writes.
+    expect(volume.write(handle, b"PPPP", BASE + FAR, PM_BOTH), PM_OK);
+    let primary_epoch = volume.info().epoch;
+    drop(volume);
+    std::fs::rename(&aside, &mirror).unwrap();
+
+    for flags in [0, PM_OPEN_DEGRADED] {
+        expect(
+            Volume::open_with(directory.path(), flags).err().unwrap(),
+            PM_ERR_FORKED,
+        );
+        let message = last_error();
+        assert!(
+            message.starts_with("pm_open_simulated_volume: the cards' histories forked"),
+            "{message}"
+        );
+        assert!(
+            message.contains(&format!(
+                "the primary at epoch {primary_epoch}, the mirror at epoch {mirror_epoch}"
+            )),
+            "{message}"
+        );
+        assert!(message.contains("PM_OPEN_KEEP_MIRROR"), "{message}");
+    }
+    expect(
+        Volume::open_with(directory.path(), PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR)
+            .err()
+            .unwrap(),
+        PM_ERR_BAD_FLAGS,
+    );
+
+    // Keeping the mirror's copy: the primary's writes since the fork are discarded.
+    let volume = Volume::open_with(directory.path(), PM_OPEN_KEEP_MIRROR).unwrap();
+    assert_eq!(volume.card(PM_PRIMARY).state, PM_CARD_STALE);
+    assert_eq!(volume.card(PM_MIRROR).state, PM_CARD_IN_SYNC);
+    let info = volume.info();
+    assert!(
+        info.epoch > primary_epoch.max(mirror_epoch),
+        "{}",
+        info.epoch
+    );
+    // The chunks both cards wrote since they parted.
+    assert_eq!(info.dirty_chunks, 2);
+    assert_eq!(read_d(&volume, 0, 4, PM_ANY), Ok(b"BBBB".to_vec()));
+    assert_eq!(read_d(&volume, FAR, 4, PM_ANY), Ok(vec![0; 4]));
+    expect(
+        read_d(&volume, 0, 4, PM_PRIMARY).unwrap_err(),
+        PM_ERR_CARD_STALE,
+    );
+    expect(volume.check(false, 0).unwrap_err(), PM_ERR_CARD_STALE);
+
+    // The resync copies the chunks either card wrote, not every region page.
+    let report = volume.resync().unwrap();
+    assert_eq!((report.card, report.full), (PM_PRIMARY, false));
+    assert!(report.pages > 0 && report.pages < 48, "{}", report.pages);
+    let (report, found) = volume.check(false, 4).unwrap();
+    assert_eq!(found, vec![]);
+    assert_eq!(
+        (
+            report.differences,
+            report.bytes_differing,
+            report.metadata_differences
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(read_d(&volume, 0, 4, PM_PRIMARY), Ok(b"BBBB".to_vec()));
+    assert_eq!(read_d(&volume, FAR, 4, PM_PRIMARY), Ok(vec![0; 4]));
+    drop(volume);
+
+    // No fork any more.
+    for keep in [PM_OPEN_KEEP_PRIMARY, PM_OPEN_KEEP_MIRROR] {
+        expect(
+            Volume::open_with(directory.path(), keep).err().unwrap(),
+            PM_ERR_NOT_FORKED,
+        );
+    }
+    let volume = Volume::open(directory.path());
+    assert_eq!(read_d(&volume, 0, 4, PM_PRIMARY), Ok(b"BBBB".to_vec()));
+    assert_eq!(volume.info().dirty_chunks, 0);
+}
+
+#[test]
+fn check_finds_the_bytes_the_cards_differ_in_and_repairs_them() {
+    let directory = tempfile::tempdir().unwrap();
+    let volume = Volume::format(directory.path(), "check");
+    let log_size = 3 * 4096 + 100;
+    expect(volume.create("log", log_size, BASE), PM_OK);
+    expect(volume.create("small", 100, 0), PM_OK);
+    let data = pattern(log_size as usize, 9);
+    let log = volume.open_region("log").unwrap();
+    expect(volume.write(log, &data, BASE, PM_BOTH), PM_OK);
+    let small = volume.open_region("small").unwrap();
+    let marker = b"npmu check marker";
+    expect(volume.write(small, marker, 10, PM_BOTH), PM_OK);
+    let (report, found) = volume.check(false, 4).unwrap();
+    assert_eq!(found, vec![]);
+    assert_eq!(
+        (
+            report.differences,
+            report.bytes_differing,
+            report.metadata_differences,
+            report.regions,
+            report.bytes_compared,
+            report.repaired,
+        ),
+        (0, 0, 0, 2, log_size + 100, false)
+    );
+    let mut untouched = pm_check_report {
+        differences: 7,
+        bytes_differing: 7,
+        metadata_differences: 7,
+        regions: 7,
+        bytes_compared: 7,
+        repaired: true,
+    };
+    // SAFETY: NULL pointers are refused before use; the report stays as it was.
+    unsafe {
+        expect(
+            pm_check_volume(ptr::null_mut(), 0, ptr::null_mut(), 0, &mut untouched),
+            PM_ERR_NULL_POINTER,
+        );
+        expect(
+            pm_check_volume(volume.0, 0, ptr::null_mut(), 1, &mut untouched),
+            PM_ERR_NULL_POINTER,
+        );
+        expect(
+            pm_check_volume(volume.0, 1, ptr::null_mut(), 0, ptr::null_mut()),
+            PM_ERR_NULL_POINTER,
+        );
+    }
+    assert_eq!((untouched.differences, untouched.repaired), (7, true));
+    drop(volume);
+
+    // The mirror's memory changed under it, as a card's memory failing: one byte of "small".
+    let mirror = directory.path().join("mirror.pm");
+    let memory = std::fs::read(&mirror).unwrap();
+    let at: Vec<usize> = memory
+        .windows(marker.len())
+        .enumerate()
+        .filter(|(_, window)| window == marker)
+        .map(|(at, _)| at)
+        .collect();
+    assert_eq!(at.len(), 1, "the marker is once on the mirror");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&mirror)
+            .unwrap();
+        file.seek(SeekFrom::Start(at[0] as u64 + 3)).unwrap();
+        file.write_all(&[!marker[3]]).unwrap();
+    }
+    let volume = Volume::open(directory.path());
+    // And a recovery write to the mirror alone, across the first page boundary of "log".
+    let log = volume.open_region("log").unwrap();
+    let inverted: Vec<u8> = data[4000..4200].iter().map(|byte| !byte).collect();
+    expect(volume.write(log, &inverted, BASE + 4000, PM_MIRROR), PM_OK);
+
+    let expected = vec![("log".to_owned(), 4000, 200), ("small".to_owned(), 13, 1)];
+    // The first differences fill the array; the report counts them all.
+    let (report, found) = volume.check(false, 1).unwrap();
+    assert_eq!(found, expected[..1]);
+    assert_eq!(
+        (
+            report.differences,
+            report.bytes_differing,
+            report.metadata_differences,
+            report.repaired
+        ),
+        (2, 201, 0, false)
+    );
+    let (report, found) = volume.check(false, 8).unwrap();
+    assert_eq!((report.differences, found), (2, expected.clone()));
+    // Without repair nothing changed.
+    let mut back = vec![0u8; 200];
+    expect(volume.read(log, &mut back, BASE + 4000, PM_MIRROR), PM_OK);
+    assert_eq!(back, inverted);
+
+    // Repaired: what differed is told, and the mirror holds the primary's bytes.
+    let (report, found) = volume.check(true, 8).unwrap();
+    assert_eq!(
+        (report.differences, found, report.repaired),
+        (2, expected, true)
+    );
+    expect(volume.read(log, &mut back, BASE + 4000, PM_MIRROR), PM_OK);
+    assert_eq!(back, data[4000..4200]);
+    for repair in [false, true] {
+        let (report, found) = volume.check(repair, 8).unwrap();
+        assert_eq!(
+            (report.differences, found, report.repaired),
+            (0, vec![], false)
+        );
+    }
+    drop(volume);
+    let volume = Volume::open(directory.path());
+    assert_eq!(volume.check(false, 0).unwrap().0.differences, 0);
+}
+
+#[test]
+fn a_lost_intent_record_makes_every_chunk_dirty() {
+    let directory = tempfile::tempdir().unwrap();
+    let volume = Volume::format(directory.path(), "intent");
+    expect(volume.create("d", 8192, 0), PM_OK);
+    let handle = volume.open_region("d").unwrap();
+    expect(volume.write(handle, &[1; 100], 0, PM_BOTH), PM_OK);
+    assert_eq!(volume.info().dirty_chunks, 1);
+    expect(volume.fail(PM_MIRROR), PM_OK);
+    expect(volume.write(handle, &[2; 100], 0, PM_BOTH), PM_ERR_DEGRADED);
+    drop(volume);
+
+    // Both intent slots of the primary (after its two 64 KiB metadata copies) wiped.
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(directory.path().join("primary.pm"))
+            .unwrap();
+        let area = 2 * (64 << 10);
+        let bytes = 2 * npmu::layout::INTENT_SLOT_PAGES as usize * 4096;
+        let mut magic = [0u8; 8];
+        file.seek(SeekFrom::Start(area)).unwrap();
+        file.read_exact(&mut magic).unwrap();
+        assert_eq!(magic, npmu::intent::MAGIC, "an intent record is there");
+        file.seek(SeekFrom::Start(area)).unwrap();
+        file.write_all(&vec![0; bytes]).unwrap();
+    }
+
+    let volume = Volume::open(directory.path());
+    assert_eq!(volume.card(PM_MIRROR).state, PM_CARD_STALE);
+    assert_eq!(volume.info().dirty_chunks, -1);
+    let report = volume.resync().unwrap();
+    assert_eq!(
+        (report.card, report.pages, report.full),
+        (PM_MIRROR, 2, true)
+    );
+    assert_eq!(volume.info().dirty_chunks, 0);
+    assert_eq!(volume.check(false, 0).unwrap().0.differences, 0);
 }

@@ -90,26 +90,36 @@ static void openers(const char *root) {
     EXPECT(pm_format_simulated_volume(never, "", 0, &volume), PM_ERR_BAD_VOLUME_NAME);
     EXPECT(pm_format_simulated_volume(never, long_name, 0, &volume), PM_ERR_BAD_VOLUME_NAME);
     EXPECT(pm_format_simulated_volume(never, "\xff\xfe", 0, &volume), PM_ERR_INVALID_UTF8);
-    EXPECT(pm_open_simulated_volume(NULL, &volume), PM_ERR_NULL_POINTER);
-    EXPECT(pm_open_simulated_volume(never, NULL), PM_ERR_NULL_POINTER);
+    EXPECT(pm_open_simulated_volume(NULL, 0, &volume), PM_ERR_NULL_POINTER);
+    EXPECT(pm_open_simulated_volume(never, 0, NULL), PM_ERR_NULL_POINTER);
+    /* Flags are checked before anything is opened. */
+    EXPECT(pm_open_simulated_volume(never, 8, &volume), PM_ERR_BAD_FLAGS);
+    EXPECT(pm_open_simulated_volume(never, PM_OPEN_DEGRADED | UINT32_C(0x80000000), &volume),
+           PM_ERR_BAD_FLAGS);
+    EXPECT(pm_open_simulated_volume(never, PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR, &volume),
+           PM_ERR_BAD_FLAGS);
     TRUE(!exists(never));
     TRUE(volume == SENTINEL_VOLUME);
 
     /* Cards that hold no volume. */
-    EXPECT(pm_open_simulated_volume(fresh, &volume), PM_ERR_NOT_FORMATTED);
+    EXPECT(pm_open_simulated_volume(fresh, 0, &volume), PM_ERR_NOT_FORMATTED);
+    EXPECT(pm_open_simulated_volume(fresh, PM_OPEN_DEGRADED, &volume), PM_ERR_NOT_FORMATTED);
     TRUE(volume == SENTINEL_VOLUME);
     /* Card files that cannot be made: the directory would be inside a plain file. */
     FILE *file = fopen(plain, "w");
     fclose(file);
     EXPECT(pm_format_simulated_volume(under_file, "v", 0, &volume), PM_ERR_CARDS);
-    EXPECT(pm_open_simulated_volume(under_file, &volume), PM_ERR_CARDS);
+    EXPECT(pm_open_simulated_volume(under_file, 0, &volume), PM_ERR_CARDS);
     /* No VFIO cards here (and none at these addresses anywhere). */
-    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", &volume), PM_ERR_CARDS);
+    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", 0, &volume), PM_ERR_CARDS);
+    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", PM_OPEN_DEGRADED, &volume),
+           PM_ERR_CARDS);
+    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", 16, &volume), PM_ERR_BAD_FLAGS);
     EXPECT(pm_format_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", "v", 0, &volume), PM_ERR_CARDS);
-    EXPECT(pm_open_vfio_volume(NULL, "0000:ff:1f.7", &volume), PM_ERR_NULL_POINTER);
-    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", NULL, &volume), PM_ERR_NULL_POINTER);
-    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", NULL), PM_ERR_NULL_POINTER);
-    EXPECT(pm_open_vfio_volume("\xff", "0000:ff:1f.7", &volume), PM_ERR_INVALID_UTF8);
+    EXPECT(pm_open_vfio_volume(NULL, "0000:ff:1f.7", 0, &volume), PM_ERR_NULL_POINTER);
+    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", NULL, 0, &volume), PM_ERR_NULL_POINTER);
+    EXPECT(pm_open_vfio_volume("0000:ff:1f.6", "0000:ff:1f.7", 0, NULL), PM_ERR_NULL_POINTER);
+    EXPECT(pm_open_vfio_volume("\xff", "0000:ff:1f.7", 0, &volume), PM_ERR_INVALID_UTF8);
     EXPECT(pm_format_vfio_volume(NULL, "b", "v", 0, &volume), PM_ERR_NULL_POINTER);
     EXPECT(pm_format_vfio_volume("a", NULL, "v", 0, &volume), PM_ERR_NULL_POINTER);
     EXPECT(pm_format_vfio_volume("a", "b", NULL, 0, &volume), PM_ERR_NULL_POINTER);
@@ -124,7 +134,7 @@ static void openers(const char *root) {
     volume = SENTINEL_VOLUME;
     EXPECT(pm_format_simulated_volume(other, "second", 0, &volume), PM_ERR_ALREADY_FORMATTED);
     TRUE(volume == SENTINEL_VOLUME);
-    EXPECT(pm_open_simulated_volume(other, &volume), PM_OK);
+    EXPECT(pm_open_simulated_volume(other, 0, &volume), PM_OK);
     pm_volume_info info;
     EXPECT(pm_get_volume_info(volume, &info), PM_OK);
     TRUE(strcmp(info.name, "first") == 0 && info.regions == 1);
@@ -140,13 +150,13 @@ static void openers(const char *root) {
     char *aside = join(other, "aside.pm");
     TRUE(rename(primary, aside) == 0 && rename(mirror, primary) == 0 && rename(aside, mirror) == 0);
     volume = SENTINEL_VOLUME;
-    EXPECT(pm_open_simulated_volume(other, &volume), PM_ERR_UNSUITABLE_CARDS);
+    EXPECT(pm_open_simulated_volume(other, 0, &volume), PM_ERR_UNSUITABLE_CARDS);
     TRUE(volume == SENTINEL_VOLUME);
 
     /* A volume open already: its cards' files are taken. */
     pm_volume *first = NULL;
     EXPECT(pm_format_simulated_volume(damaged, "damaged", 0, &first), PM_OK);
-    EXPECT(pm_open_simulated_volume(damaged, &volume), PM_ERR_CARDS);
+    EXPECT(pm_open_simulated_volume(damaged, 0, &volume), PM_ERR_CARDS);
     TRUE(volume == SENTINEL_VOLUME);
     pm_close_volume(first);
 
@@ -167,7 +177,7 @@ static void openers(const char *root) {
         }
         free(path);
     }
-    EXPECT(pm_open_simulated_volume(damaged, &volume), PM_ERR_METADATA_DAMAGED);
+    EXPECT(pm_open_simulated_volume(damaged, 0, &volume), PM_ERR_METADATA_DAMAGED);
     TRUE(volume == SENTINEL_VOLUME);
 
     pm_close_volume(NULL);
@@ -449,13 +459,13 @@ static void failover(const char *root) {
     pm_close_volume(volume);
 
     /* Its memory survived: it answers again, stale until resynced. */
-    EXPECT(pm_open_simulated_volume(directory, &volume), PM_OK);
+    EXPECT(pm_open_simulated_volume(directory, 0, &volume), PM_OK);
     EXPECT(pm_get_card_status(volume, PM_MIRROR, &card), PM_OK);
     TRUE(card.state == PM_CARD_STALE && !card.failed);
     EXPECT(pm_open_region(volume, "d", &handle), PM_OK);
     EXPECT(pm_read_region(volume, handle, back, sizeof back, 256, PM_MIRROR), PM_ERR_CARD_STALE);
     EXPECT(pm_resync(volume, &report), PM_OK);
-    TRUE(report.card == PM_MIRROR && report.pages == 2 && report.bytes == 8192);
+    TRUE(report.card == PM_MIRROR && report.pages == 2 && report.bytes == 8192 && !report.full);
     EXPECT(pm_resync(volume, &report), PM_ERR_NOTHING_TO_RESYNC);
     EXPECT(pm_read_region(volume, handle, back, sizeof back, 256, PM_MIRROR), PM_OK);
     TRUE(memcmp(back, during, sizeof back) == 0);
@@ -472,6 +482,109 @@ static void failover(const char *root) {
            PM_ERR_BOTH_CARDS_FAILED);
     pm_close_volume(volume);
     free(directory);
+}
+
+/* Comparing the cards: its arguments, a difference found and repaired. */
+static void checking(pm_volume *volume, pm_region_handle handle) {
+    pm_check_report checked, untouched;
+    pm_difference differences[2];
+    memset(&untouched, 0x5e, sizeof untouched);
+    checked = untouched;
+    EXPECT(pm_check_volume(NULL, 0, NULL, 0, &checked), PM_ERR_NULL_POINTER);
+    EXPECT(pm_check_volume(volume, 0, NULL, 1, &checked), PM_ERR_NULL_POINTER);
+    EXPECT(pm_check_volume(volume, 0, differences, 2, NULL), PM_ERR_NULL_POINTER);
+    TRUE(memcmp(&checked, &untouched, sizeof checked) == 0);
+    EXPECT(pm_check_volume(volume, 0, NULL, 0, &checked), PM_OK);
+    TRUE(checked.differences == 0 && checked.metadata_differences == 0 && checked.regions == 1);
+    TRUE(checked.bytes_compared == 4096 && !checked.repaired);
+
+    /* A recovery write to the mirror alone: the copies differ in those bytes. */
+    EXPECT(pm_write_region(volume, handle, "xy", 2, 1, PM_MIRROR), PM_OK);
+    EXPECT(pm_check_volume(volume, 0, differences, 2, &checked), PM_OK);
+    TRUE(checked.differences == 1 && checked.bytes_differing == 2 && !checked.repaired);
+    TRUE(strcmp(differences[0].region, "d") == 0 && differences[0].offset == 1 &&
+         differences[0].length == 2);
+    EXPECT(pm_check_volume(volume, 1, NULL, 0, &checked), PM_OK);
+    TRUE(checked.differences == 1 && checked.repaired);
+    EXPECT(pm_check_volume(volume, 0, NULL, 0, &checked), PM_OK);
+    TRUE(checked.differences == 0 && !checked.repaired);
+    char back[4];
+    EXPECT(pm_read_region(volume, handle, back, 4, 0, PM_MIRROR), PM_OK);
+    TRUE(memcmp(back, "AAAA", 4) == 0);
+}
+
+/*
+ * A card missing, and two cards whose histories forked: each written while the other was
+ * away (the primary dies and the mirror goes on alone; later the mirror is away and the
+ * primary goes on alone in a degraded open).
+ */
+static void split_brain(const char *root) {
+    char *directory = join(root, "split");
+    char *mirror = join(directory, "mirror.pm");
+    char *aside = join(directory, "mirror.aside");
+    pm_volume *volume = NULL;
+    pm_region_handle handle;
+    pm_card_status card;
+    pm_check_report checked;
+    pm_resync_report report;
+    char back[4];
+
+    EXPECT(pm_format_simulated_volume(directory, "split", 0, &volume), PM_OK);
+    EXPECT(pm_create_region(volume, "d", 4096, 0), PM_OK);
+    EXPECT(pm_open_region(volume, "d", &handle), PM_OK);
+    EXPECT(pm_write_region(volume, handle, "AAAA", 4, 0, PM_BOTH), PM_OK);
+    checking(volume, handle);
+    EXPECT(pm_simulated_fail_card(volume, PM_PRIMARY), PM_OK);
+    EXPECT(pm_write_region(volume, handle, "BBBB", 4, 0, PM_BOTH), PM_ERR_DEGRADED);
+    EXPECT(pm_check_volume(volume, 0, NULL, 0, &checked), PM_ERR_CARD_UNAVAILABLE);
+    pm_close_volume(volume);
+
+    /* The mirror is away: a blank card in its place. The primary alone is refused... */
+    TRUE(rename(mirror, aside) == 0);
+    volume = SENTINEL_VOLUME;
+    EXPECT(pm_open_simulated_volume(directory, 0, &volume), PM_ERR_MEMBER_MISSING);
+    TRUE(volume == SENTINEL_VOLUME);
+    printf("     %s\n", pm_last_error());
+    TRUE(strstr(pm_last_error(), "mirror card is missing") != NULL);
+    /* ...unless degraded: it holds the data from before the primary died. */
+    EXPECT(pm_open_simulated_volume(directory, PM_OPEN_DEGRADED, &volume), PM_OK);
+    EXPECT(pm_open_region(volume, "d", &handle), PM_OK);
+    EXPECT(pm_read_region(volume, handle, back, 4, 0, PM_ANY), PM_OK);
+    TRUE(memcmp(back, "AAAA", 4) == 0);
+    EXPECT(pm_write_region(volume, handle, "CCCC", 4, 0, PM_BOTH), PM_OK);
+    pm_close_volume(volume);
+
+    /* The mirror comes back: each card went on without the other. */
+    TRUE(rename(aside, mirror) == 0);
+    volume = SENTINEL_VOLUME;
+    EXPECT(pm_open_simulated_volume(directory, 0, &volume), PM_ERR_FORKED);
+    printf("     %s\n", pm_last_error());
+    EXPECT(pm_open_simulated_volume(directory, PM_OPEN_DEGRADED, &volume), PM_ERR_FORKED);
+    EXPECT(pm_open_simulated_volume(directory, PM_OPEN_KEEP_PRIMARY | PM_OPEN_KEEP_MIRROR, &volume),
+           PM_ERR_BAD_FLAGS);
+    TRUE(volume == SENTINEL_VOLUME);
+    EXPECT(pm_open_simulated_volume(directory, PM_OPEN_KEEP_MIRROR, &volume), PM_OK);
+    EXPECT(pm_get_card_status(volume, PM_PRIMARY, &card), PM_OK);
+    TRUE(card.state == PM_CARD_STALE);
+    EXPECT(pm_open_region(volume, "d", &handle), PM_OK);
+    EXPECT(pm_read_region(volume, handle, back, 4, 0, PM_ANY), PM_OK);
+    TRUE(memcmp(back, "BBBB", 4) == 0);
+    EXPECT(pm_check_volume(volume, 0, NULL, 0, &checked), PM_ERR_CARD_STALE);
+    EXPECT(pm_resync(volume, &report), PM_OK);
+    TRUE(report.card == PM_PRIMARY);
+    EXPECT(pm_check_volume(volume, 0, NULL, 0, &checked), PM_OK);
+    TRUE(checked.differences == 0 && checked.metadata_differences == 0);
+    EXPECT(pm_read_region(volume, handle, back, 4, 0, PM_PRIMARY), PM_OK);
+    TRUE(memcmp(back, "BBBB", 4) == 0);
+    pm_close_volume(volume);
+
+    /* Resynced: nothing to choose any more. */
+    volume = SENTINEL_VOLUME;
+    EXPECT(pm_open_simulated_volume(directory, PM_OPEN_KEEP_PRIMARY, &volume), PM_ERR_NOT_FORKED);
+    TRUE(volume == SENTINEL_VOLUME);
+    EXPECT(pm_open_simulated_volume(directory, 0, &volume), PM_OK);
+    pm_close_volume(volume);
+    free(directory), free(mirror), free(aside);
 }
 
 int main(int argc, char **argv) {
@@ -495,6 +608,7 @@ int main(int argc, char **argv) {
     free(first), free(second);
 
     failover(root);
+    split_brain(root);
 
     printf("%d checks, %d failed\n", checks, failures);
     return failures == 0 ? 0 : 1;

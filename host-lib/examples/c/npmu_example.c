@@ -5,8 +5,8 @@
  * It formats a volume, creates a region whose base pointer is the address a program would
  * keep its data structure at, stores a linked list in it whose `next` fields are region
  * pointers (seed 001 [0069], [0074]: pointers inside the region stay valid without
- * marshalling), closes everything, opens it again and follows the list; then lists the
- * regions into a too-small array, reads the attributes with every accessor (a wrong-type
+ * marshalling), closes everything, opens it again and follows the list; checks that the
+ * two cards hold the same bytes; then lists the regions into a too-small array, reads the attributes with every accessor (a wrong-type
  * call and a too-small string buffer included) and deletes the region. It prints what it
  * does and exits nonzero on any unexpected result.
  *
@@ -114,7 +114,7 @@ int main(int argc, char **argv) {
     printf("closed the region and the volume\n");
 
     /* Everything again from the cards alone. */
-    if (!OK(pm_open_simulated_volume(directory, &volume))) {
+    if (!OK(pm_open_simulated_volume(directory, 0, &volume))) {
         return 1;
     }
     OK(pm_open_region(volume, "list", &region));
@@ -151,6 +151,20 @@ int main(int argc, char **argv) {
         failures++;
     }
     OK(pm_close_region(volume, region));
+
+    /* The two cards compared byte for byte (no repair): they hold the same list. */
+    pm_difference differences[4];
+    pm_check_report checked;
+    OK(pm_check_volume(volume, 0, differences, 4, &checked));
+    printf("checked %" PRIu64 " region, %" PRIu64 " bytes on each card: %" PRIu64
+           " differences, %" PRIu32 " in the metadata\n",
+           checked.regions, checked.bytes_compared, checked.differences,
+           checked.metadata_differences);
+    if (checked.differences != 0 || checked.metadata_differences != 0 ||
+        checked.bytes_compared != REGION_SIZE) {
+        fprintf(stderr, "FAILED: the cards should agree\n");
+        failures++;
+    }
 
     /* Listing into an array too small for every region: filled, and the real count. */
     OK(pm_create_region(volume, "spare-a", 100, 0));

@@ -35,8 +35,9 @@ pub struct VolumeOptions {
     pub management_key: u64,
     pub driver: DriverOptions,
     /// Opens the volume even if a card it has in sync is missing (does not answer, or is
-    /// blank), going on with the other alone: whatever only the missing card holds is lost,
-    /// and writing without it forks the cards' histories if it comes back from elsewhere.
+    /// blank), going on with the other alone: whatever only the missing card holds is lost.
+    /// The open itself records the missing card as out of sync at a new epoch, so if that
+    /// card went on alone elsewhere, the two cards' histories have now forked.
     pub degraded: bool,
     /// Records the chunks each write touches before it reaches the cards (see
     /// [`crate::intent`]). Off, as md without a bitmap, the first write records every chunk
