@@ -402,8 +402,11 @@ impl<D: Device> Inner<D> {
     }
 
     /// Zeroes physical `pages` on every card that takes writes, through the scratch window.
+    /// They belong to no region until the metadata that creates one is committed, so a
+    /// crash meanwhile leaves nothing to repair, and with both cards in sync nothing is
+    /// recorded. With a card out of sync (from the start, or failing on the way) the pages
+    /// are recorded dirty before that commit: the stale card misses the zeros.
     pub fn zero_pages(&mut self, pages: &[u64]) -> Result<()> {
-        self.mark_dirty(pages)?;
         let window = self.geometry.scratch_pages as usize;
         let length = (window as u64).min(pages.len() as u64) * self.geometry.page_bytes();
         self.outgoing
@@ -427,7 +430,10 @@ impl<D: Device> Inner<D> {
                 }
             }
         }
-        Ok(())
+        if self.settled() {
+            return Ok(());
+        }
+        self.mark_dirty(pages)
     }
 
     /// Maps `region` into `open`'s context on each of `cards`, with a fresh key.
