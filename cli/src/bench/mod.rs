@@ -5,6 +5,7 @@
 mod core_figures;
 mod dma_figures;
 mod driver_figures;
+mod intent_figures;
 mod volume_figures;
 
 use crate::error::CliError;
@@ -28,7 +29,8 @@ enum Group {
     Ni(NetworkInterfaceArguments),
     /// The driver against one simulated card: operation latency in wall time and cycles.
     Driver(driver_figures::Arguments),
-    /// The host library on a volume of two cards: latency, rate, mirroring cost, overhead.
+    /// The host library on a volume of two cards: latency, rate, mirroring cost, overhead,
+    /// the cost of write intent, resync and repair.
     Volume(volume_figures::Arguments),
 }
 
@@ -68,14 +70,14 @@ pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
     let figures = match &arguments.group {
         Some(Group::Ni(group)) => network_interface_figures(group),
         Some(Group::Driver(group)) => driver_figures::figures(group).map_err(failed)?,
-        Some(Group::Volume(group)) => volume_figures::figures(group).map_err(failed)?,
+        Some(Group::Volume(group)) => volume_group(group).map_err(failed)?,
         None => {
             let mut figures =
                 network_interface_figures(&NetworkInterfaceArguments::parse_from(["ni"]));
             let driver = driver_figures::Arguments::parse_from(["driver"]);
             figures.extend(driver_figures::figures(&driver).map_err(failed)?);
             let volume = volume_figures::Arguments::parse_from(["volume"]);
-            figures.extend(volume_figures::figures(&volume).map_err(failed)?);
+            figures.extend(volume_group(&volume).map_err(failed)?);
             figures
         }
     };
@@ -87,6 +89,15 @@ pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
         print_table(&figures);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The host library's figures, then write intent's.
+fn volume_group(
+    arguments: &volume_figures::Arguments,
+) -> Result<Vec<Value>, Box<dyn std::error::Error>> {
+    let mut figures = volume_figures::figures(arguments)?;
+    figures.extend(intent_figures::figures(&arguments.intent)?);
+    Ok(figures)
 }
 
 fn network_interface_figures(arguments: &NetworkInterfaceArguments) -> Vec<Value> {

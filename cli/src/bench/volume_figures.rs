@@ -30,6 +30,9 @@ pub struct Arguments {
     /// Operations timed per kind and size on the golden model.
     #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(2..))]
     overhead_iterations: u32,
+    // The write-intent figures (`intent_figures.rs`), measured after these.
+    #[command(flatten)]
+    pub intent: super::intent_figures::Arguments,
 }
 
 const SIZES: [u64; 2] = [64, 4096];
@@ -326,7 +329,7 @@ fn figure(name: &str, value: f64, unit: &str, fields: &Value, percent: usize) ->
 }
 
 /// The `percent`th percentile (nearest rank); sorts `samples`.
-fn percentile(samples: &mut [u64], percent: usize) -> u64 {
+pub(super) fn percentile(samples: &mut [u64], percent: usize) -> u64 {
     if samples.is_empty() {
         return 0;
     }
