@@ -2,42 +2,9 @@
 
 use crate::metadata::MetadataError;
 use npmu_driver::DriverError;
-use std::fmt;
 use thiserror::Error;
 
-/// Which half of a mirrored volume.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum CardRole {
-    Primary,
-    Mirror,
-}
-
-impl CardRole {
-    pub const BOTH: [CardRole; 2] = [CardRole::Primary, CardRole::Mirror];
-
-    pub fn index(self) -> usize {
-        match self {
-            CardRole::Primary => 0,
-            CardRole::Mirror => 1,
-        }
-    }
-
-    pub fn other(self) -> CardRole {
-        match self {
-            CardRole::Primary => CardRole::Mirror,
-            CardRole::Mirror => CardRole::Primary,
-        }
-    }
-}
-
-impl fmt::Display for CardRole {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(match self {
-            CardRole::Primary => "primary",
-            CardRole::Mirror => "mirror",
-        })
-    }
-}
+pub use crate::per_card::CardRole;
 
 #[derive(Debug, Error)]
 pub enum Error {

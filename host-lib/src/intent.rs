@@ -9,7 +9,7 @@
 //!
 //! A chunk is [`CHUNK_PAGES`] consecutive physical pages of a card (64 KiB on `sim` cards,
 //! 16 KiB on `ice40`), numbered from page 0. The intent area is two slots of
-//! [`crate::layout::INTENT_SLOT_PAGES`]; a record goes into the slot that does not hold the
+//! [`crate::metadata::INTENT_SLOT_PAGES`]; a record goes into the slot that does not hold the
 //! current one, so a torn record leaves the one before it, and the valid record with the
 //! higher sequence number is the card's. A record is a 64-byte header and a body of chunk
 //! ranges, checksummed together with CRC32C; a set with more ranges than a slot holds is

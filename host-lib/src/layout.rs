@@ -9,6 +9,7 @@
 //! ```
 
 use crate::error::{CardRole, Error};
+use crate::metadata::{first_data_page, INTENT_SLOT_PAGES};
 use npmu_driver::Capabilities;
 
 /// Context through which the manager reads and writes the metadata area.
@@ -20,15 +21,6 @@ pub const FIRST_REGION_CONTEXT: u16 = 2;
 /// The queue pair this process uses on every card; contexts admit only its requests.
 pub const QUEUE: u16 = 0;
 pub const QUEUE_ENTRIES: u32 = 64;
-
-/// Pages of one write-intent slot; two slots make the intent area (see [`crate::intent`]).
-pub const INTENT_SLOT_PAGES: u32 = 1;
-
-/// Pages of the metadata and intent areas of a volume whose metadata copies are
-/// `copy_pages` long: where its data pages start.
-pub fn first_data_page(copy_pages: u32) -> u64 {
-    2 * u64::from(copy_pages) + 2 * u64::from(INTENT_SLOT_PAGES)
-}
 
 /// Largest metadata copy; two copies make the metadata area.
 const MAX_COPY_BYTES: u64 = 64 << 10;

@@ -4,8 +4,7 @@
 //! leaves the old copy intact and current, and the copy with the higher sequence number
 //! among those whose checksum holds is the volume's state.
 
-use crate::error::CardRole;
-use crate::per_card::PerCard;
+use crate::per_card::{CardRole, PerCard};
 use thiserror::Error;
 
 pub const MAGIC: [u8; 8] = *b"NPMUMETA";
@@ -16,6 +15,16 @@ pub const HEADER_BYTES: usize = 64;
 pub const MAX_NAME_BYTES: usize = 63;
 
 const CHECKSUM_AT: usize = 60;
+
+/// Pages of one write-intent slot, after the two metadata copies; two slots make the
+/// intent area (see [`crate::intent`]).
+pub const INTENT_SLOT_PAGES: u32 = 1;
+
+/// Where the data pages of a volume whose metadata copies are `copy_pages` long start:
+/// after its metadata and intent areas.
+pub fn first_data_page(copy_pages: u32) -> u64 {
+    2 * u64::from(copy_pages) + 2 * u64::from(INTENT_SLOT_PAGES)
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum MetadataError {
@@ -145,7 +154,7 @@ pub struct VolumeRecord {
 
 impl VolumeRecord {
     pub fn first_data_page(&self) -> u64 {
-        crate::layout::first_data_page(self.copy_pages)
+        first_data_page(self.copy_pages)
     }
 
     pub fn region(&self, name: &str) -> Option<&RegionRecord> {

@@ -1,7 +1,41 @@
-//! One value for each card of a mirrored volume, indexed by the card's role.
+//! The two cards of a mirrored volume by role, and one value for each card indexed by it.
 
-use crate::error::CardRole;
+use std::fmt;
 use std::ops::{Index, IndexMut};
+
+/// Which half of a mirrored volume.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CardRole {
+    Primary,
+    Mirror,
+}
+
+impl CardRole {
+    pub const BOTH: [CardRole; 2] = [CardRole::Primary, CardRole::Mirror];
+
+    pub fn index(self) -> usize {
+        match self {
+            CardRole::Primary => 0,
+            CardRole::Mirror => 1,
+        }
+    }
+
+    pub fn other(self) -> CardRole {
+        match self {
+            CardRole::Primary => CardRole::Mirror,
+            CardRole::Mirror => CardRole::Primary,
+        }
+    }
+}
+
+impl fmt::Display for CardRole {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(match self {
+            CardRole::Primary => "primary",
+            CardRole::Mirror => "mirror",
+        })
+    }
+}
 
 /// A value for the primary and one for the mirror: `cards[CardRole::Mirror]`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -1865,7 +1865,7 @@ fn a_lost_intent_record_makes_every_chunk_dirty() {
             .open(directory.path().join("primary.pm"))
             .unwrap();
         let area = 2 * (64 << 10);
-        let bytes = 2 * npmu::layout::INTENT_SLOT_PAGES as usize * 4096;
+        let bytes = 2 * npmu::metadata::INTENT_SLOT_PAGES as usize * 4096;
         let mut magic = [0u8; 8];
         file.seek(SeekFrom::Start(area)).unwrap();
         file.read_exact(&mut magic).unwrap();

@@ -410,10 +410,10 @@ fn overhead_figures(writes: u32, progress: &ProgressBar) -> Result<Vec<Value>, F
                 "unbounded_mean": round(unbounded_mean(samples))});
             extend(&mut figure, &fields);
             let mut cycles = samples.cycles.clone();
-            figure["p50"] = json!(super::volume_figures::percentile(&mut cycles, 50));
-            figure["p99"] = json!(super::volume_figures::percentile(&mut cycles, 99));
+            figure["p50"] = json!(super::percentile(&mut cycles, 50));
+            figure["p99"] = json!(super::percentile(&mut cycles, 99));
             let mut last = samples.last_descriptor.clone();
-            figure["last_descriptor_p50"] = json!(super::volume_figures::percentile(&mut last, 50));
+            figure["last_descriptor_p50"] = json!(super::percentile(&mut last, 50));
             figures.push(figure);
         }
         let ratio = mean(&samples[0]) / mean(&samples[1]);

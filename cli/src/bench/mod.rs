@@ -149,3 +149,13 @@ fn print_table(figures: &[Value]) {
     }
     table.print();
 }
+
+/// The `percent`th percentile (nearest rank); sorts `samples`.
+fn percentile(samples: &mut [u64], percent: usize) -> u64 {
+    if samples.is_empty() {
+        return 0;
+    }
+    samples.sort_unstable();
+    let rank = (samples.len() * percent).div_ceil(100).max(1);
+    samples[rank - 1]
+}

@@ -11,6 +11,7 @@
 //!   less the time spent inside the model: what the library and the driver cost per
 //!   operation on the CPU (the model's own share is the field `device_ns`).
 
+use super::percentile;
 use crate::cards::last_operation_cycles;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -326,14 +327,4 @@ fn figure(name: &str, value: f64, unit: &str, fields: &Value, percent: usize) ->
         object.insert(key.clone(), field.clone());
     }
     figure
-}
-
-/// The `percent`th percentile (nearest rank); sorts `samples`.
-pub(super) fn percentile(samples: &mut [u64], percent: usize) -> u64 {
-    if samples.is_empty() {
-        return 0;
-    }
-    samples.sort_unstable();
-    let rank = (samples.len() * percent).div_ceil(100).max(1);
-    samples[rank - 1]
 }
