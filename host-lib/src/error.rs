@@ -92,7 +92,7 @@ pub enum Error {
         role: CardRole,
         source: MetadataError,
     },
-    #[error("the {role} card is stale; resync it from the other before reading it alone")]
+    #[error("the {role} card is stale: it missed writes; resync it from the other before using it alone")]
     CardStale { role: CardRole },
     #[error(
         "the volume's {missing} card is missing ({why}). It may hold writes the {present} card \
