@@ -202,3 +202,22 @@ fn choosing_without_a_fork_is_refused() {
     let volume = open(&cards, VolumeOptions::default()).unwrap();
     assert_eq!(&read(&volume, ReadFrom::Any), b"BBBB");
 }
+
+/// A format killed after the first card's copy landed leaves the other card blank. An
+/// empty volume misses nothing there, so the next open takes that card in sync, and must
+/// then write the volume onto it: otherwise the cards say "in sync" while only one of them
+/// holds the volume, and losing that one loses the volume.
+#[test]
+fn opening_an_empty_volume_writes_it_onto_a_blank_card() {
+    let directory = tempfile::tempdir().unwrap();
+    let cards = cards_in(directory.path(), Config::ICE40);
+    drop(format(&cards));
+    std::fs::remove_file(cards.file(CardRole::Mirror)).unwrap();
+    let volume = open(&cards, VolumeOptions::default()).unwrap();
+    assert_eq!(state(&volume, CardRole::Mirror), CardState::InSync);
+    drop(volume);
+    std::fs::remove_file(cards.file(CardRole::Primary)).unwrap();
+    let volume = open(&cards, VolumeOptions::default()).unwrap();
+    assert!(volume.list_regions().is_empty());
+    assert_eq!(state(&volume, CardRole::Primary), CardState::InSync);
+}

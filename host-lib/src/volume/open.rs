@@ -239,9 +239,10 @@ fn open_volume<D: Device>(
     }
     for role in CardRole::BOTH {
         let answers = halves[role].is_usable();
-        // Only regions hold data: with none, a card that answers misses nothing.
+        // Only regions hold data: with none, a card that answers misses nothing. A blank
+        // one (a format that reached only the other card) gets the volume written onto it.
         if answers && record.regions.is_empty() {
-            needs_commit |= record.health[role] != CardHealth::InSync;
+            needs_commit |= record.health[role] != CardHealth::InSync || !holds_volume(role);
             record.health[role] = CardHealth::InSync;
             continue;
         }
