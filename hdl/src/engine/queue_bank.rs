@@ -164,6 +164,9 @@ pub struct QueueBank<const QUEUES: usize> {
 
     queue_numbers: [Constant<Bits<4>>; QUEUES],
     last_queue: Constant<Bits<4>>,
+    /// Bit q set for every queue the bank has: with all 16, `target <= last_queue` would be
+    /// a comparison Verilator flags as constant.
+    present_queues: Constant<Bits<16>>,
     window_tag: Constant<Bits<4>>,
     sq_base_register: Constant<Bits<8>>,
     sq_entries_register: Constant<Bits<8>>,
@@ -333,6 +336,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             interrupt_offered_queue: Default::default(),
             queue_numbers: std::array::from_fn(|q| Constant::new((q as u64).into())),
             last_queue: Constant::new((QUEUES as u64 - 1).into()),
+            present_queues: Constant::new(((1u64 << QUEUES) - 1).into()),
             window_tag: Constant::new(u64::from(QUEUES_OFFSET >> 12).into()),
             sq_base_register: offset(queue::SQ_BASE),
             sq_entries_register: offset(queue::SQ_ENTRIES),
@@ -446,7 +450,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         self.window.next = self.mmio_address.val().get_bits::<4>(12) == self.window_tag.val();
         self.target.next = self.mmio_address.val().get_bits::<4>(8);
         self.register.next = self.mmio_address.val().get_bits::<8>(0);
-        self.mmio_hit.next = self.window.val() && (self.target.val() <= self.last_queue.val());
+        self.mmio_hit.next =
+            self.window.val() && self.present_queues.val().get_bit(self.target.val().index());
         self.target_enabled.next = false;
         self.target_running.next = false;
         self.target_busy.next = false;
