@@ -5,6 +5,7 @@
 use npmu_abi::Config;
 use npmu_sim::device_traffic::DeviceTraffic;
 use npmu_sim::{DeviceHarness, DeviceOptions, DeviceStalls, Stall};
+use npmu_test_seed::seed;
 use std::collections::BTreeMap;
 
 fn run(
@@ -37,7 +38,12 @@ fn run(
 
 #[test]
 fn a_hundred_thousand_random_descriptors_match_the_golden_model() {
-    let statuses = run(&Config::SIM, 100_000, DeviceStalls::NONE, 1);
+    let statuses = run(
+        &Config::SIM,
+        100_000,
+        DeviceStalls::NONE,
+        seed("device differential on sim", 1),
+    );
     assert!(
         statuses[&0] > 60_000,
         "most descriptors should pass: {statuses:?}"
@@ -56,6 +62,6 @@ fn the_ice40_configuration_matches_too_with_random_stalls() {
         &Config::ICE40,
         10_000,
         DeviceStalls::all(Stall::Random(0.2)),
-        2,
+        seed("device differential on ice40", 2),
     );
 }
