@@ -242,10 +242,12 @@ impl<M: Memory> NetworkInterface<M> {
             Ok(read_data) => {
                 if operation == Operation::Read {
                     // Every mapped page of the buffer receives its part, even past a fault.
-                    for page in iova / HOST_PAGE_BYTES..=(iova + length - 1) / HOST_PAGE_BYTES {
+                    // Last bytes, not ends: a buffer may end at 2^64.
+                    let last = iova + (length - 1);
+                    for page in iova / HOST_PAGE_BYTES..=last / HOST_PAGE_BYTES {
                         let from = (page * HOST_PAGE_BYTES).max(iova);
-                        let to = ((page + 1) * HOST_PAGE_BYTES).min(iova + length);
-                        let part = &read_data[(from - iova) as usize..(to - iova) as usize];
+                        let to_last = (page * HOST_PAGE_BYTES + (HOST_PAGE_BYTES - 1)).min(last);
+                        let part = &read_data[(from - iova) as usize..=(to_last - iova) as usize];
                         let _ = host.write(from, part);
                     }
                 }
