@@ -201,3 +201,116 @@ impl<const QUEUES: usize> Logic for QueueWindows<QUEUES> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{cycle, settle};
+
+    type Windows = QueueWindows<4>;
+
+    fn clock(windows: &mut Windows, level: bool) {
+        windows.clock.next = Clock { clk: level };
+    }
+
+    fn write(
+        windows: &mut Windows,
+        queue: u64,
+        register: npmu_abi::registers::Register,
+        value: u64,
+    ) {
+        windows.writing.next = true;
+        windows.target.next = queue.into();
+        windows.register.next = u64::from(register.offset).into();
+        windows.write_data.next = value.into();
+        cycle(windows, clock);
+        windows.writing.next = false;
+    }
+
+    fn window_of(windows: &mut Windows, queue: u64) -> (u64, u64) {
+        windows.lookup_queue.next = queue.into();
+        settle(windows);
+        (
+            windows.lookup_base.val().to_u64(),
+            windows.lookup_bytes.val().to_u64(),
+        )
+    }
+
+    fn new() -> Windows {
+        let mut windows = Windows::new();
+        windows.connect_all();
+        windows.reset.next = true;
+        cycle(&mut windows, clock);
+        windows.reset.next = false;
+        windows
+    }
+
+    #[test]
+    fn only_the_manager_writes_and_never_under_a_queue_in_use() {
+        let mut windows = new();
+        assert_eq!(window_of(&mut windows, 2), (0, 0), "empty after reset");
+        write(&mut windows, 2, queue::WINDOW_BASE, 0x1000);
+        assert_eq!(window_of(&mut windows, 2), (0, 0), "locked: dropped");
+        windows.unlocked.next = true;
+        write(&mut windows, 2, queue::WINDOW_BASE, 0x1000);
+        write(&mut windows, 2, queue::WINDOW_BYTES, 0x800);
+        assert_eq!(window_of(&mut windows, 2), (0x1000, 0x800));
+        assert_eq!(
+            window_of(&mut windows, 1),
+            (0, 0),
+            "other queues keep theirs"
+        );
+        windows.target_in_use.next = true;
+        write(&mut windows, 2, queue::WINDOW_BYTES, 0x10_0000);
+        assert_eq!(
+            window_of(&mut windows, 2),
+            (0x1000, 0x800),
+            "in use: refused"
+        );
+        windows.register.next = u64::from(queue::WINDOW_BYTES.offset).into();
+        windows.writing.next = true;
+        settle(&mut windows);
+        assert!(windows.in_use_write.val() && !windows.locked_write.val());
+        windows.unlocked.next = false;
+        settle(&mut windows);
+        assert!(windows.locked_write.val() && !windows.in_use_write.val());
+        windows.target.next = 2u64.into();
+        windows.register.next = u64::from(queue::WINDOW_BASE.offset).into();
+        windows.writing.next = false;
+        settle(&mut windows);
+        assert_eq!(
+            windows.read_data.val().to_u64(),
+            0x1000,
+            "reads need no lock"
+        );
+    }
+
+    #[test]
+    fn rings_must_lie_wholly_inside_to_the_byte() {
+        let mut windows = new();
+        windows.unlocked.next = true;
+        let (base, bytes) = (0x10_0000, 0x1_0000);
+        write(&mut windows, 0, queue::WINDOW_BASE, base);
+        write(&mut windows, 0, queue::WINDOW_BYTES, bytes);
+        let mut inside = |sq_base: u64, cq_base: u64| {
+            windows.target.next = 0u64.into();
+            windows.target_sq_base.next = sq_base.into();
+            windows.target_sq_entries.next = 64u64.into();
+            windows.target_cq_base.next = cq_base.into();
+            windows.target_cq_entries.next = 64u64.into();
+            settle(&mut windows);
+            windows.target_rings_inside.val()
+        };
+        let sq_last = base + bytes - 64 * 32;
+        let cq_last = base + bytes - 64 * 16;
+        assert!(inside(base, cq_last));
+        assert!(inside(sq_last, base));
+        assert!(!inside(base - 32, cq_last), "below the base");
+        assert!(!inside(sq_last + 32, base), "past the end");
+        assert!(!inside(base, cq_last + 16), "past the end");
+        assert!(
+            !inside(u64::MAX - 31, base),
+            "far past: no wrap makes it fit"
+        );
+    }
+}
