@@ -17,8 +17,12 @@ use npmu_abi::registers::{queue, queue_offset};
 use npmu_abi::Config;
 use npmu_hdl::engine::FETCH_TAG_BASE;
 use npmu_model::{Context, Entry, Memory, NetworkInterface};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use zerocopy::FromBytes;
+
+/// Host buffers the monitor remembers per queue: a queue has fewer descriptors in flight
+/// than its completion ring has entries, so a DMA is never for one fetched earlier.
+const REMEMBERED_BUFFERS: usize = npmu_abi::queue::MAX_QUEUE_ENTRIES as usize;
 
 /// The tables as a set of requests saw them.
 struct Tables {
@@ -73,9 +77,9 @@ pub struct Monitor {
     /// Each output channel's offer not yet taken, by name.
     offers: HashMap<&'static str, Offer>,
     accesses: u64,
-    /// By queue, the host buffers of the descriptors it fetched: (IOVA, bytes, whether the
-    /// NI reads it, as for a WRITE).
-    fetched_buffers: Vec<HashSet<(u64, u64, bool)>>,
+    /// By queue, the host buffers of the descriptors it fetched last, newest at the back:
+    /// (IOVA, bytes, whether the NI reads it, as for a WRITE).
+    fetched_buffers: Vec<VecDeque<(u64, u64, bool)>>,
     dma_checked: u64,
 }
 
@@ -117,7 +121,7 @@ impl Monitor {
             pending: None,
             offers: HashMap::new(),
             accesses: 0,
-            fetched_buffers: vec![HashSet::new(); model.config().queues as usize],
+            fetched_buffers: vec![VecDeque::new(); model.config().queues as usize],
             dma_checked: 0,
         }
     }
@@ -156,7 +160,11 @@ impl Monitor {
                 let descriptor = Descriptor::read_from_bytes(chunk).expect("32 bytes");
                 if let Some((iova, bytes)) = descriptor.host_buffer() {
                     let reads = descriptor.opcode == Opcode::Write as u8;
-                    self.fetched_buffers[usize::from(owner)].insert((iova, bytes, reads));
+                    let buffers = &mut self.fetched_buffers[usize::from(owner)];
+                    if buffers.len() == REMEMBERED_BUFFERS {
+                        buffers.pop_front();
+                    }
+                    buffers.push_back((iova, bytes, reads));
                 }
             }
         } else if !self.explained(model, address, length, true) {
@@ -203,7 +211,8 @@ impl Monitor {
             .iter()
             .enumerate()
             .any(|(queue, buffers)| {
-                buffers.iter().any(|&(base, bytes, buffer_reads)| {
+                // Newest first: a DMA is nearly always for a descriptor fetched lately.
+                buffers.iter().rev().any(|&(base, bytes, buffer_reads)| {
                     buffer_reads == reads && spans(base, bytes, address, length)
                 }) && QueueView::of(model, queue as u16)
                     .window
