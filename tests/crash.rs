@@ -29,11 +29,12 @@
 //! kills after the same line and delay), but a kill lands where that run's timing puts it,
 //! so a failure may take a few runs to come back; its cards are kept for a post-mortem.
 
-use npmu::cards::{simulated_cards, SimulatedCards};
+use npmu::cards::{simulated_cards, CardsError, SimulatedCards};
 use npmu::layout::Geometry;
 use npmu::metadata::{self, Copy, MetadataError, VolumeRecord};
 use npmu::{Card, CardRole, CardState, Error, Mirror, PerCard, ReadFrom, Volume, VolumeOptions};
 use npmu_abi::Config;
+use npmu_sim::{CardError, FileMemoryError};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeMap;
@@ -94,6 +95,26 @@ fn cards(directory: &Path, config: &Config) -> npmu::Result<(Card, Card)> {
     let mut cards = SimulatedCards::in_directory(directory);
     cards.card.config = *config;
     Ok(simulated_cards(&cards)?)
+}
+
+/// The child's cards. Each card locks its memory file, and the lock lives as long as any
+/// copy of the file's descriptor or mapping: the other stream's parent thread, spawning its
+/// own child at that moment, holds copies of this directory's (the parent's check had the
+/// cards open) from its fork to its exec. So a card found in use is tried again for a while.
+fn start_cards(directory: &Path, config: &Config) -> (Card, Card) {
+    let started = Instant::now();
+    loop {
+        match cards(directory, config) {
+            Ok(cards) => return cards,
+            Err(npmu::Error::Cards(CardsError::Simulated {
+                source: CardError::Memory(FileMemoryError::InUse { .. }),
+                ..
+            })) if started.elapsed() < Duration::from_secs(5) => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(error) => panic!("the simulated cards do not start: {error:?}"),
+        }
+    }
 }
 
 fn geometry(config: &Config) -> Geometry {
@@ -231,8 +252,7 @@ fn crash_child() {
     let config = configured().expect("set by the parent");
     let page_bytes = config.page_bytes();
     say("ready");
-    let (primary, mirror) =
-        cards(Path::new(&directory), &config).expect("the simulated cards start");
+    let (primary, mirror) = start_cards(Path::new(&directory), &config);
     // Shared, so that a thread of the child's own can make one fail under the volume.
     let shared = [Arc::new(primary), Arc::new(mirror)];
     let [primary, mirror] = shared.clone();
