@@ -27,8 +27,10 @@ pub struct Arguments {
 /// A task of `hdl/formal/npmu_core.sby`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Task {
-    /// P1, every persistent-memory access allowed by the tables.
+    /// P1's context rules: the context valid, the key, the initiator, the permission.
     Protection,
+    /// P1 whole: also inside the context's bounds, at the page its entry maps.
+    Bounds,
     /// P3, no response without a request; ready/valid on every output.
     Responses,
     /// The covers of both: an allowed access, a refusal of every kind, answered requests.
@@ -39,6 +41,7 @@ impl Task {
     fn name(self) -> &'static str {
         match self {
             Task::Protection => "protection",
+            Task::Bounds => "bounds",
             Task::Responses => "responses",
             Task::Cover => "cover",
         }
@@ -54,8 +57,8 @@ struct Edit {
 
 /// Every run starts where the reset walk ends: the walk clears one table entry a clock
 /// (256 clocks on ice40, 4096 on sim), more clocks than a bounded proof can afford. The
-/// walk starts at its last index instead, and the tables start cleared (`npmu_core.sby`
-/// zeroes the memories), the state the full walk leaves.
+/// walk starts at its last index instead; the tables start holding anything (see
+/// `npmu_core_properties.sv`), which includes the cleared tables the full walk leaves.
 const SKIP_RESET_WALK: Edit = Edit {
     find: "walk_index$d = zero_32;",
     replace: "walk_index$d = last_walk_index;",
@@ -73,7 +76,7 @@ const MUTANTS: [Mutant; 3] = [
     // The bounds' last comparison weakened: a request may end one beat past its context.
     Mutant {
         name: "end-bound-off-by-a-beat",
-        breaks: Task::Protection,
+        breaks: Task::Bounds,
         edit: Edit {
             find: "past_end = check_end$q > context_table$read_data",
             replace: "past_end = check_end$q > 65'd4 + context_table$read_data",
@@ -126,7 +129,7 @@ impl Run {
 fn runs() -> Vec<Run> {
     let mut runs = Vec::new();
     for config in [Config::ICE40] {
-        for task in [Task::Protection, Task::Responses, Task::Cover] {
+        for task in [Task::Protection, Task::Bounds, Task::Responses, Task::Cover] {
             runs.push(Run {
                 name: format!("{}-{}", task.name(), config.name),
                 config,
@@ -270,6 +273,9 @@ fn prove(
         &directory.join(npmu_hdl::formal::HEADER),
         &npmu_hdl::formal::header(&run.config),
     )?;
+    let (taps_script, taps_ports) = npmu_hdl::formal::taps(&run.config);
+    write(&directory.join(npmu_hdl::formal::TAPS_SCRIPT), &taps_script)?;
+    write(&directory.join(npmu_hdl::formal::TAPS_PORTS), &taps_ports)?;
     // The YoWASP tools see only their working directory: the files go beside the design.
     for file in ["npmu_core_properties.sv", "npmu_core.sby"] {
         std::fs::copy(formal.join(file), directory.join(file)).map_err(|source| {

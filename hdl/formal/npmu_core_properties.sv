@@ -5,17 +5,18 @@
 //
 // `npmu_formal.vh`, written by `npmu prove` from the Rust sources, gives the
 // configuration's sizes and the bit layout of the table entries (`FORMAL_*`). The core is
-// read after a Yosys `expose` of the wires between its programming engine and its AVT
-// (the tables' write ports) and between its AVT and its data mover (the verdict
-// handshake), renamed `formal_*` (see `npmu_core.sby`).
+// read flattened, its memories mapped to flip-flops, after a Yosys `expose` of the verdict
+// handshake between its AVT and its data mover and of every word of its two tables,
+// renamed `formal_*` (`npmu_core.sby`, `npmu_formal_taps.ys`; the wrapper connects them
+// through `npmu_formal_taps.vh`).
 //
 // P1 (protection, `define PROTECTION): every persistent-memory access of the request the
 //    wrapper picks (any one request, to any one context `context`) is one the tables allow
 //    at that moment: the context valid, the request's key the context's key, its initiator
-//    allowed, the operation permitted, the request inside the context's bounds, and the
-//    access at the physical page of the translation entry that maps its virtual page
-//    (checked for any one entry `entry`). The tables "at that moment" are shadowed from
-//    their write ports: what the programming engine wrote last.
+//    allowed, the operation permitted; and with `define BOUNDS also the request inside the
+//    context's bounds and the access at the physical page of the translation entry that
+//    maps the beat's virtual page, the entry valid (checked for any one entry `entry`). "The tables at that moment" are the
+//    table words as the core holds them in the clock of the access.
 // P2 (DMA windows): not yet; its place is a `define WINDOWS block here once the windows
 //    exist.
 // P3 (responses, `define RESPONSES): no response without a request (each accepted request
@@ -74,12 +75,9 @@ module npmu_core_properties (
     wire [DATA_BYTES-1:0] memory_request_byte_enable;
     wire [15:0] memory_request_context;
     wire memory_response_ready;
-    wire formal_context_write_enable;
-    wire [CONTEXT_TABLE_BITS-1:0] formal_context_write_index;
-    wire [CONTEXT_ENTRY_BITS-1:0] formal_context_write_data;
-    wire formal_entry_write_enable;
-    wire [ENTRY_TABLE_BITS-1:0] formal_entry_write_index;
-    wire [TRANSLATION_ENTRY_BITS-1:0] formal_entry_write_data;
+    // Every word of the two tables, as the core holds it now.
+    wire [`FORMAL_CONTEXTS * CONTEXT_ENTRY_BITS - 1:0] context_words;
+    wire [`FORMAL_ENTRIES * TRANSLATION_ENTRY_BITS - 1:0] entry_words;
     wire formal_verdict_valid;
     wire formal_verdict_ready;
 
@@ -122,14 +120,9 @@ module npmu_core_properties (
         .memory_response_valid(memory_response_valid),
         .memory_response_ready(memory_response_ready),
         .memory_response_data(memory_response_data),
-        .formal_context_write_enable(formal_context_write_enable),
-        .formal_context_write_index(formal_context_write_index),
-        .formal_context_write_data(formal_context_write_data),
-        .formal_entry_write_enable(formal_entry_write_enable),
-        .formal_entry_write_index(formal_entry_write_index),
-        .formal_entry_write_data(formal_entry_write_data),
         .formal_verdict_valid(formal_verdict_valid),
         .formal_verdict_ready(formal_verdict_ready)
+`include "npmu_formal_taps.vh"
     );
 
     // ---------------------------------------------------------------- the environment
@@ -235,20 +228,14 @@ module npmu_core_properties (
     // ---------------------------------------------------------------- P1: protection
 
 `ifdef PROTECTION
-    // The context and the translation entry the proof watches: any one of each.
+    // The context the proof watches: any one. The run starts with the tables holding
+    // anything, as programming may leave them, except that the watched context is
+    // consistent the way the programming engine registers one: its base page aligned, its
+    // end and entry bias worked out from base, pages and first entry, its entries inside
+    // the table. Every later write to the tables is the engine's own.
     (* anyconst *) wire [CONTEXT_TABLE_BITS-1:0] context;
-    (* anyconst *) wire [ENTRY_TABLE_BITS-1:0] entry;
-
-    // Their contents as last written: the engine clears every entry after reset, before
-    // any request is taken, so from then on these are the tables' contents.
-    reg [CONTEXT_ENTRY_BITS-1:0] context_entry;
-    reg [TRANSLATION_ENTRY_BITS-1:0] translation_entry;
-    always @(posedge clock) begin
-        if (formal_context_write_enable && formal_context_write_index == context)
-            context_entry <= formal_context_write_data;
-        if (formal_entry_write_enable && formal_entry_write_index == entry)
-            translation_entry <= formal_entry_write_data;
-    end
+    wire [CONTEXT_ENTRY_BITS-1:0] context_entry =
+        context_words[context * CONTEXT_ENTRY_BITS +: CONTEXT_ENTRY_BITS];
     wire context_valid = context_entry[`FORMAL_CONTEXT_VALID];
     wire [31:0] context_key = context_entry[`FORMAL_CONTEXT_KEY +: 32];
     wire context_read = context_entry[`FORMAL_CONTEXT_READ];
@@ -259,8 +246,13 @@ module npmu_core_properties (
     wire [16:0] context_pages = context_entry[`FORMAL_CONTEXT_PAGES +: 17];
     wire [15:0] context_first_entry = context_entry[`FORMAL_CONTEXT_FIRST_ENTRY +: 16];
     wire [64:0] context_end = context_entry[`FORMAL_CONTEXT_END +: 65];
-    wire entry_valid = translation_entry[`FORMAL_ENTRY_VALID];
-    wire [31:0] entry_page = translation_entry[`FORMAL_ENTRY_PAGE +: 32];
+    wire [15:0] context_entry_bias = context_entry[`FORMAL_CONTEXT_ENTRY_BIAS +: 16];
+    always @(*) if (!started) begin
+        assume(context_base[PAGE_SHIFT-1:0] == 0);
+        assume(context_end == {1'b0, context_base} + ({48'd0, context_pages} << PAGE_SHIFT));
+        assume(context_entry_bias == context_first_entry - context_base[PAGE_SHIFT +: 16]);
+        assume({1'b0, context_first_entry} + context_pages <= `FORMAL_ENTRIES);
+    end
 
     // The tracked request. Requests reach the data mover in the order they are taken, one
     // verdict each, and the mover moves a verdict's beats after taking it and before taking
@@ -303,11 +295,20 @@ module npmu_core_properties (
         end
 
     // The virtual address of the beat on the port, and where the context maps it.
-    wire [63:0] beat_address = {tracked_address[63:LANE_BITS], {LANE_BITS{1'b0}}}
-        + {tracked_beats, {LANE_BITS{1'b0}}};
-    wire [63:0] page_in_context = (beat_address >> PAGE_SHIFT) - (context_base >> PAGE_SHIFT);
+    wire [63:0] first_beat_address = tracked_address & ~(DATA_BYTES - 64'd1);
+    wire [63:0] beat_address = first_beat_address + ({32'd0, tracked_beats} << LANE_BITS);
+    // Bases are page aligned, so this is the beat's page less the base's.
+    wire [63:0] page_in_context = (beat_address - context_base) >> PAGE_SHIFT;
     wire [63:0] beat_entry = {48'd0, context_first_entry} + page_in_context;
     wire [47:0] physical_page = memory_request_address >> PAGE_SHIFT;
+    // The translation entry the proof watches, any one, as the table holds it now: a beat
+    // whose page that entry maps is checked against it (a constant index keeps the
+    // solver's work far smaller than the entry of every beat).
+    (* anyconst *) wire [ENTRY_TABLE_BITS-1:0] entry;
+    wire [TRANSLATION_ENTRY_BITS-1:0] translation_entry =
+        entry_words[entry * TRANSLATION_ENTRY_BITS +: TRANSLATION_ENTRY_BITS];
+    wire entry_valid = translation_entry[`FORMAL_ENTRY_VALID];
+    wire [31:0] entry_page = translation_entry[`FORMAL_ENTRY_PAGE +: 32];
 
     always @(*) if (!reset && tracked_access) begin
         assert(memory_request_context == {{(16 - CONTEXT_TABLE_BITS){1'b0}}, context});
@@ -317,24 +318,26 @@ module npmu_core_properties (
         assert(context_any_initiator || context_initiator == tracked_initiator);
         assert(!tracked_write || context_write);
         assert(tracked_write || context_read);
+`ifdef BOUNDS
         assert(tracked_address >= context_base);
         assert({33'd0, tracked_length} <= context_end);
         assert({1'b0, tracked_address} <= context_end - {33'd0, tracked_length});
         assert(page_in_context < {47'd0, context_pages});
         assert(memory_request_address[PAGE_SHIFT-1:0] == beat_address[PAGE_SHIFT-1:0]);
+        assert(beat_entry < `FORMAL_ENTRIES);
         if (beat_entry == {{(64 - ENTRY_TABLE_BITS){1'b0}}, entry}) begin
             assert(entry_valid);
             assert(physical_page == {16'd0, entry_page});
         end
+`endif
     end
 
-    // Not vacuous: the tracked request reaches memory, a write and a read, through the
-    // watched entry; and the response port refuses with every fault code.
+    // Not vacuous: the tracked request reaches memory, a write and a read, the write
+    // past its first page; and the response port refuses with every fault code.
     always @(*) if (!reset) begin
-        cover(tracked_access && tracked_write
-            && beat_entry == {{(64 - ENTRY_TABLE_BITS){1'b0}}, entry});
-        cover(tracked_access && !tracked_write
-            && beat_entry == {{(64 - ENTRY_TABLE_BITS){1'b0}}, entry});
+        cover(tracked_access && tracked_write && page_in_context != 0
+            && (tracked_address >> PAGE_SHIFT) != (beat_address >> PAGE_SHIFT));
+        cover(tracked_access && !tracked_write);
     end
     genvar fault;
     for (fault = 1; fault <= 8; fault = fault + 1) begin : refusals

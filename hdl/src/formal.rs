@@ -8,6 +8,36 @@ use rust_hdl::prelude::Synth;
 
 /// Name of the header the wrappers include.
 pub const HEADER: &str = "npmu_formal.vh";
+/// Name of the Yosys script that makes every table word an output of the flattened core.
+pub const TAPS_SCRIPT: &str = "npmu_formal_taps.ys";
+/// Name of the port connections of those outputs, included in the wrapper's instance.
+pub const TAPS_PORTS: &str = "npmu_formal_taps.vh";
+
+/// The two tables, each word a flip-flop (Yosys `memory_map`) named after its index in
+/// the flattened core, as the wrapper's vectors `context_words` and `entry_words` see them.
+const TABLES: [(&str, &str); 2] = [
+    ("avt.context_table.contents", "context_words"),
+    ("avt.entry_table.contents", "entry_words"),
+];
+
+/// The Yosys script that renames each table word of the flattened core `formal_<vector>_<i>`
+/// and makes it an output, and the wrapper's connections of those outputs.
+pub fn taps(config: &Config) -> (String, String) {
+    let mut script = String::new();
+    let mut ports = String::new();
+    let counts = [config.contexts, config.translation_entries];
+    let widths = [ContextEntry::BITS, TranslationEntry::BITS];
+    for (((word, vector), count), width) in TABLES.iter().zip(counts).zip(widths) {
+        for index in 0..count {
+            script.push_str(&format!("rename {word}[{index}] formal_{vector}_{index}\n"));
+            ports.push_str(&format!(
+                ",\n        .formal_{vector}_{index}({vector}[{index} * {width} +: {width}])"
+            ));
+        }
+    }
+    script.push_str("expose formal_*\n");
+    (script, ports)
+}
 
 /// The header for the core built for `config`.
 pub fn header(config: &Config) -> String {
@@ -18,6 +48,8 @@ pub fn header(config: &Config) -> String {
         ("DATA_BYTES", config.data_bytes as usize),
         ("LANE_BITS", config.data_bytes.trailing_zeros() as usize),
         ("PAGE_SHIFT", config.page_shift as usize),
+        ("CONTEXTS", config.contexts as usize),
+        ("ENTRIES", config.translation_entries as usize),
         ("CONTEXT_TABLE_BITS", config.context_table_bits()),
         ("ENTRY_TABLE_BITS", config.entry_table_bits()),
         ("CONTEXT_ENTRY_BITS", ContextEntry::BITS),
@@ -34,6 +66,7 @@ pub fn header(config: &Config) -> String {
         ("CONTEXT_BASE", context.get_my_offset_base()),
         ("CONTEXT_PAGES", context.get_my_offset_pages()),
         ("CONTEXT_FIRST_ENTRY", context.get_my_offset_first_entry()),
+        ("CONTEXT_ENTRY_BIAS", context.get_my_offset_entry_bias()),
         ("CONTEXT_END", context.get_my_offset_end()),
         ("ENTRY_VALID", entry.get_my_offset_valid()),
         ("ENTRY_PAGE", entry.get_my_offset_page()),
