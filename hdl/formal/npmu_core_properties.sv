@@ -212,7 +212,8 @@ module npmu_core_properties (
             assert(memory_request_valid);
             assert($stable(memory_request_write));
             assert($stable(memory_request_address));
-            assert($stable(memory_request_write_data));
+            // A read's data field is don't-care: it follows the write-data port.
+            if (memory_request_write) assert($stable(memory_request_write_data));
             assert($stable(memory_request_byte_enable));
             assert($stable(memory_request_context));
         end
