@@ -94,4 +94,14 @@ mod tests {
         assert!(header.contains("`define FORMAL_ENTRY_PAGE 1\n"));
         assert!(header.contains("`define FORMAL_ENTRY_TABLE_BITS 8\n"));
     }
+
+    #[test]
+    fn every_table_word_is_renamed_exposed_and_connected() {
+        let (script, ports) = taps(&Config::ICE40);
+        assert_eq!(script.matches("rename ").count(), 16 + 256);
+        assert!(script.contains("rename avt.entry_table.contents[255] formal_entry_words_255\n"));
+        assert!(script.ends_with("expose formal_*\n"));
+        assert!(ports.contains(".formal_context_words_15(context_words[15 * 230 +: 230])"));
+        assert_eq!(ports.matches(",\n").count(), 16 + 256);
+    }
 }
