@@ -23,8 +23,8 @@
 //! they had written.
 //!
 //! 200 trials, two at a time on cards of their own, the first three quarters on iCE40 cards
-//! and the rest on sim cards. `NPMU_CRASH_SEED` (the run's seed, printed at the start and on
-//! failure), `NPMU_CRASH_TRIALS` and `NPMU_CRASH_CONFIG` (`ice40` or `sim` for every trial)
+//! and the rest on sim cards. `NPMU_SEED` (the run's seed, random by default, printed at the
+//! start and on failure), `NPMU_CRASH_TRIALS` and `NPMU_CRASH_CONFIG` (`ice40` or `sim` for every trial)
 //! override that. A seed replays the same plans (operations drawn from the same numbers,
 //! kills after the same line and delay), but a kill lands where that run's timing puts it,
 //! so a failure may take a few runs to come back; its cards are kept for a post-mortem.
@@ -57,7 +57,6 @@ const CHILD_FORMAT: &str = "NPMU_CRASH_CHILD_FORMAT";
 /// the volume opened.
 const CHILD_FAIL: &str = "NPMU_CRASH_CHILD_FAIL";
 const CONFIG: &str = "NPMU_CRASH_CONFIG";
-const SEED: &str = "NPMU_CRASH_SEED";
 const TRIALS: &str = "NPMU_CRASH_TRIALS";
 const DEFAULT_TRIALS: u64 = 200;
 /// Starts every line of the child's log, which shares stdout with the test harness.
@@ -1190,9 +1189,10 @@ fn run_stream(
             let failed = std::mem::replace(&mut world, World::fresh(config));
             let directory: PathBuf = failed.directory.keep();
             eprintln!(
-                "crash consistency: trial {trial} on {} cards failed ({SEED}={base}, trial \
+                "crash consistency: trial {trial} on {} cards failed ({}={base}, trial \
                  seed {seed}, {}); the cards are kept in {}; the child's log:\n{}",
                 config.name,
+                npmu_test_seed::VARIABLE,
                 failed.plan.unwrap_or_default(),
                 directory.display(),
                 failed.log.join("\n")
@@ -1205,10 +1205,7 @@ fn run_stream(
 
 #[test]
 fn acknowledged_operations_survive_sigkill_at_random_points() {
-    let base: u64 = match std::env::var(SEED) {
-        Ok(seed) => seed.parse().expect("NPMU_CRASH_SEED is a number"),
-        Err(_) => rand::random(),
-    };
+    let base = npmu_test_seed::seed("crash consistency", rand::random());
     let trials: u64 = match std::env::var(TRIALS) {
         Ok(trials) => trials.parse().expect("NPMU_CRASH_TRIALS is a number"),
         Err(_) => DEFAULT_TRIALS,
@@ -1225,8 +1222,9 @@ fn acknowledged_operations_survive_sigkill_at_random_points() {
         })
     };
     eprintln!(
-        "crash consistency: {trials} trials on {} cards, {STREAMS} at a time, {SEED}={base}",
-        named.map_or("ice40 then sim", |config| config.name)
+        "crash consistency: {trials} trials on {} cards, {STREAMS} at a time, {}={base}",
+        named.map_or("ice40 then sim", |config| config.name),
+        npmu_test_seed::VARIABLE
     );
     let started = Instant::now();
     let stop = AtomicBool::new(false);

@@ -247,7 +247,10 @@ impl<D: Device> NpmuDevice<D> {
     }
 
     /// Sets queue pair `queue` up with rings of `entries` each; completions interrupt on
-    /// vector `queue` if the driver waits on interrupts.
+    /// vector `queue` if the driver waits on interrupts. The queue is granted the domain's
+    /// whole IOVA span as its host-memory window ([`DmaDomain::window`]), which holds its
+    /// rings and every buffer [`NpmuDevice::allocate`] hands out, so the management lock
+    /// must be open.
     pub fn create_queue(&mut self, queue: u16, entries: u32) -> Result<(), DriverError> {
         self.check_alive()?;
         self.check_queue(queue)?;
@@ -267,6 +270,9 @@ impl<D: Device> NpmuDevice<D> {
             u64::from(entries) * u64::from(COMPLETION_BYTES),
             DmaDirection::FromDevice,
         )?;
+        let window = self.domain.window();
+        let granted = program::set_queue_window(&mut self.registers(), queue, window);
+        self.program_result(granted)?;
         let settings = program::QueueSettings {
             submission_base: submissions.iova(),
             submission_entries: entries,

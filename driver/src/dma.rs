@@ -7,6 +7,7 @@
 //! are the caller's (see the queue code).
 
 use crate::iova::{IovaAllocator, IovaError};
+use npmu_abi::queue::HostWindow;
 use npmu_device::{DeviceError, DmaDirection, DmaMapping};
 use std::ptr::NonNull;
 use std::sync::{Arc, Mutex};
@@ -47,6 +48,16 @@ impl DmaDomain {
     /// Whether `mapping` is this domain's.
     pub fn is_over(&self, mapping: &Arc<dyn DmaMapping>) -> bool {
         Arc::ptr_eq(&self.mapping, mapping)
+    }
+
+    /// The host-memory window that holds every IOVA the domain hands out: what the driver
+    /// grants each queue it sets up.
+    pub fn window(&self) -> HostWindow {
+        let span = self.allocator.lock().expect("allocator lock").span();
+        HostWindow {
+            base: span.start,
+            bytes: span.end - span.start,
+        }
     }
 
     /// IOVA space not yet handed out.

@@ -25,6 +25,7 @@ bitflags! {
         const FETCH_ERROR = queue_status::FETCH_ERROR.mask();
         const COMPLETION_ERROR = queue_status::COMPLETION_ERROR.mask();
         const REFUSED_WRITE = queue_status::REFUSED_WRITE.mask();
+        const WINDOW_ERROR = queue_status::WINDOW_ERROR.mask();
     }
 }
 
@@ -37,8 +38,8 @@ mod tests {
         let named = QueueStatus::all().bits() & queue_status::ERRORS.mask();
         assert_eq!(
             named,
-            queue_status::ERRORS.mask() & !0xc000,
-            "bits 14 and 15 are unused"
+            queue_status::ERRORS.mask() & !0x8000,
+            "bit 15 is unused"
         );
     }
 }

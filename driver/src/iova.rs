@@ -44,6 +44,22 @@ impl IovaAllocator {
         allocator
     }
 
+    /// The IOVAs from the lowest to the end of the highest range the allocator manages,
+    /// handed out or free; empty if it manages none.
+    pub fn span(&self) -> Range<u64> {
+        let first = self.free.keys().chain(self.allocated.keys()).min();
+        let end = self
+            .free
+            .values()
+            .copied()
+            .chain(self.allocated.iter().map(|(start, length)| start + length))
+            .max();
+        match (first, end) {
+            (Some(&first), Some(end)) => first..end,
+            _ => 0..0,
+        }
+    }
+
     /// Free bytes in all.
     pub fn free_bytes(&self) -> u64 {
         self.free.iter().map(|(start, end)| end - start).sum()
@@ -114,6 +130,17 @@ mod tests {
             "page 0 is never handed out"
         );
         assert_eq!(allocator.allocate(1), Err(IovaError::Exhausted(0x1000)));
+    }
+
+    #[test]
+    fn the_span_covers_every_range_handed_out_or_free() {
+        let mut allocator = IovaAllocator::new(&[0..0x3800, 0x10_0000..0x20_0000], None);
+        assert_eq!(allocator.span(), 0x1000..0x20_0000);
+        let first = allocator.allocate(0x2000).unwrap();
+        let last = allocator.allocate(0x10_0000).unwrap();
+        assert_eq!((first, last), (0x1000, 0x10_0000));
+        assert_eq!(allocator.span(), 0x1000..0x20_0000, "nothing free left");
+        assert_eq!(IovaAllocator::new(&[], None).span(), 0..0);
     }
 
     #[test]

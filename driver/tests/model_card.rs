@@ -301,6 +301,8 @@ fn interrupts_coalesce<D: Device>(card: D) {
         coalesce_count: 3,
         coalesce_clocks: 0,
     };
+    program::unlock(&mut Registers(&card), KEY).unwrap();
+    program::set_queue_window(&mut Registers(&card), 0, domain.window()).unwrap();
     program::set_up_queue(&mut Registers(&card), 0, &settings).unwrap();
     let doorbell = queue_offset(0, reg::queue::SQ_TAIL);
     let quiet = Duration::from_millis(200);

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use npmu_abi::program::ProgramError;
 use npmu_abi::queue::DescriptorError;
+use npmu_abi::registers::{queue, queue_offset};
 use npmu_abi::{CommandError, Fault};
 use npmu_driver::{
     DmaDirection, DmaMapping, DriverError, DriverOptions, NpmuDevice, Operation, Transfer,
@@ -328,4 +329,34 @@ fn a_domain_the_card_is_not_in_is_refused() {
         NpmuDevice::open_in(card, other, DriverOptions::default()),
         Err(DriverError::ForeignDomain { .. })
     ));
+}
+
+/// A queue's window is the manager's to grant: creating a queue with the lock closed is
+/// refused before the queue is enabled; with it open the queue gets the domain's span.
+#[test]
+fn creating_a_queue_needs_the_management_lock_for_its_window() {
+    let directory = tempfile::tempdir().unwrap();
+    let mut device = open(directory.path(), DriverOptions::default());
+    let locked = device.create_queue(0, 4).unwrap_err();
+    assert!(
+        matches!(
+            locked,
+            DriverError::Program {
+                source: ProgramError::Locked,
+                ..
+            }
+        ),
+        "{locked}"
+    );
+    let window = |device: &Card| npmu_abi::queue::HostWindow {
+        base: device.read_register(queue_offset(0, queue::WINDOW_BASE)),
+        bytes: device.read_register(queue_offset(0, queue::WINDOW_BYTES)),
+    };
+    assert_eq!(window(&device), npmu_abi::queue::HostWindow::EMPTY);
+    device.unlock(KEY).unwrap();
+    device.create_queue(0, 4).unwrap();
+    let granted = window(&device);
+    assert_eq!(granted, device.domain().window());
+    let buffer = device.allocate(4096, DmaDirection::Bidirectional).unwrap();
+    assert!(granted.holds(buffer.iova(), buffer.size()));
 }

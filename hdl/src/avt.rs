@@ -752,7 +752,8 @@ mod tests {
 
     #[test]
     fn verdicts_and_pages_match_the_model_under_random_traffic_and_stalls() {
-        let mut random = rand::rngs::StdRng::seed_from_u64(11);
+        let seed = npmu_test_seed::seed("avt random traffic", 11);
+        let mut random = rand::rngs::StdRng::seed_from_u64(seed);
         let model = programmed_model(&mut random);
         let mut avt = SmallAvt::new(&CONFIG);
         avt.connect_all();

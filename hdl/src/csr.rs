@@ -96,6 +96,12 @@ pub struct CsrBank {
     pub outcome_valid: Signal<In, bool>,
     pub outcome: Signal<In, RequestOutcome>,
 
+    /// The management lock is open, for the queue windows the command engine keeps.
+    pub lock_open: Signal<Out, bool>,
+    /// A queue window write the closed lock dropped: counted in REFUSED_WRITES. Never in
+    /// the clock of a write here (one register write a clock reaches the NI).
+    pub queue_write_refused: Signal<In, bool>,
+
     unlocked: DFF<bool>,
     failed_unlocks: DFF<Bits<32>>,
     refused_writes: DFF<Bits<32>>,
@@ -221,6 +227,8 @@ impl CsrBank {
             advance_entry_index: Default::default(),
             outcome_valid: Default::default(),
             outcome: Default::default(),
+            lock_open: Default::default(),
+            queue_write_refused: Default::default(),
             unlocked: Default::default(),
             failed_unlocks: Default::default(),
             refused_writes: Default::default(),
@@ -524,6 +532,10 @@ impl Logic for CsrBank {
         if self.writing.val() && self.selected.q.val().programming && !self.unlocked.q.val() {
             self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
         }
+        if self.queue_write_refused.val() {
+            self.refused_writes.d.next = self.refused_writes.q.val() + self.one_32.val();
+        }
+        self.lock_open.next = self.unlocked.q.val();
         if self.writing.val()
             && self.selected.q.val().programming
             && self.unlocked.q.val()

@@ -213,6 +213,8 @@ impl<
         self.core.reset.next = self.reset.val();
         self.engine.reset.next = self.reset.val();
         self.core.management_key.next = self.management_key.val();
+        self.engine.unlocked.next = self.core.lock_open.val();
+        self.core.queue_write_refused.next = self.engine.locked_write.val();
 
         // Register accesses: queue registers answered here, the rest by the core; one
         // read in flight at a time either way.

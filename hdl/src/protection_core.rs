@@ -52,6 +52,10 @@ pub struct ProtectionCore<
     pub mmio_response_valid: Signal<Out, bool>,
     pub mmio_response_ready: Signal<In, bool>,
     pub mmio_response_data: Signal<Out, Bits<64>>,
+    /// The management lock is open; a queue window write the closed lock dropped, counted
+    /// in REFUSED_WRITES (the command engine's queue windows are behind the lock too).
+    pub lock_open: Signal<Out, bool>,
+    pub queue_write_refused: Signal<In, bool>,
 
     pub request_valid: Signal<In, bool>,
     pub request_ready: Signal<Out, bool>,
@@ -119,6 +123,8 @@ impl<
             mmio_response_valid: Default::default(),
             mmio_response_ready: Default::default(),
             mmio_response_data: Default::default(),
+            lock_open: Default::default(),
+            queue_write_refused: Default::default(),
             request_valid: Default::default(),
             request_ready: Default::default(),
             request_write: Default::default(),
@@ -187,6 +193,8 @@ impl<
         self.mmio_response_valid.next = self.csr.mmio_response_valid.val();
         self.csr.mmio_response_ready.next = self.mmio_response_ready.val();
         self.mmio_response_data.next = self.csr.mmio_response_data.val();
+        self.lock_open.next = self.csr.lock_open.val();
+        self.csr.queue_write_refused.next = self.queue_write_refused.val();
 
         // CSR bank and programming engine.
         self.engine.start.next = self.csr.command_start.val();

@@ -255,7 +255,8 @@ mod tests {
     #[test]
     fn reads_interleaved_with_counting_match_a_model() {
         let mut counters = counters();
-        let mut random = rand::rngs::StdRng::seed_from_u64(11);
+        let mut random =
+            rand::rngs::StdRng::seed_from_u64(npmu_test_seed::seed("request counters", 11));
         let mut model = [0u64; STATUSES];
         let mut expected_read = None;
         for step in 0..5000 {

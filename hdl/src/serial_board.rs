@@ -106,6 +106,8 @@ impl<
         self.transmitter.reset.next = self.reset.val();
         self.core.reset.next = self.bridge.core_reset.val();
         self.core.management_key.next = self.management_key.val();
+        // No queues behind a serial link, so no queue window writes to refuse.
+        self.core.queue_write_refused.next = false;
 
         self.receiver.line.next = self.uart_receive.val();
         self.received.push_valid.next = self.receiver.data_valid.val();

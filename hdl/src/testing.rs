@@ -43,7 +43,7 @@ macro_rules! check_random_traffic {
         use std::collections::VecDeque;
         let fifo = &mut $fifo;
         fifo.connect_all();
-        let mut random = rand::rngs::StdRng::seed_from_u64(7);
+        let mut random = rand::rngs::StdRng::seed_from_u64(npmu_test_seed::seed("FIFO traffic", 7));
         let mut model: VecDeque<(u64, usize)> = VecDeque::new();
         let mut next_value = 1u64;
         let mut peak = 0;

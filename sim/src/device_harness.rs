@@ -19,7 +19,7 @@ use crate::stall::Stall;
 use crate::verilated::VerilatedNetworkInterface;
 use crate::SimError;
 use npmu_abi::program::{self, QueueError, QueueSettings, RegisterAccess};
-use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use npmu_abi::queue::{Completion, Descriptor, HostWindow, COMPLETION_BYTES, DESCRIPTOR_BYTES};
 use npmu_abi::registers::{self as reg, queue_offset, status};
 use npmu_abi::Config;
 use npmu_model::{DmaDirection, HostMemory, Memory, NetworkInterface, SparseMemory};
@@ -153,6 +153,10 @@ pub struct DeviceHarness<B: Backend<Inputs = Inputs, Outputs = Outputs>> {
     interrupts: Vec<(u64, u8)>,
     doorbells: Vec<(u64, u16)>,
     last_handshake: u64,
+    /// The DMA write under way has more beats to come.
+    dma_write_continues: bool,
+    /// The window each queue is granted when set up ([`Self::set_window`]).
+    windows: Vec<HostWindow>,
 }
 
 impl DeviceHarness<VerilatedNetworkInterface> {
@@ -196,6 +200,8 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
             interrupts: Vec::new(),
             doorbells: Vec::new(),
             last_handshake: 0,
+            dma_write_continues: false,
+            windows: vec![HostWindow::WIDEST; config.queues as usize],
         };
         harness.backend.trace_if_asked();
         harness.reset();
@@ -255,6 +261,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         self.doorbells.clear();
         self.ports.reset();
         self.rings.iter_mut().for_each(|ring| *ring = None);
+        self.dma_write_continues = false;
         self.inputs = Inputs {
             management_key: self.options.management_key,
             reset: true,
@@ -301,14 +308,34 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         bytes
     }
 
+    /// The host-memory window [`Self::set_up_queue`] grants `queue` from now on; every
+    /// queue starts with [`HostWindow::WIDEST`].
+    pub fn set_window(&mut self, queue: u16, window: HostWindow) {
+        self.windows[usize::from(queue)] = window;
+    }
+
     /// Sets a queue pair up and enables it; its rings must be mapped ([`Self::map_rings`]).
-    /// The completion ring
-    /// is cleared first, as a driver must: entries left from an earlier use of the ring
-    /// would carry the phase the new pass starts with.
+    /// The queue is disabled and granted its window first ([`Self::set_window`]), as the
+    /// manager would, opening the management lock for it if closed (and closing it again).
+    /// The completion ring is cleared first, as a driver must: entries left from an
+    /// earlier use of the ring would carry the phase the new pass starts with.
+    ///
+    /// # Panics
+    /// If the queue still has descriptors in flight, so its window cannot change.
     pub fn set_up_queue(&mut self, queue: u16, settings: &QueueSettings) -> Result<(), QueueError> {
         self.rings[usize::from(queue)] = None;
         let ring_bytes = u64::from(settings.completion_entries) * u64::from(COMPLETION_BYTES);
         self.write_host(settings.completion_base, &vec![0; ring_bytes as usize]);
+        RegisterAccess::write(self, queue_offset(queue, reg::queue::CONTROL), 0);
+        let was_locked = !status::UNLOCKED.is_set(RegisterAccess::read(self, reg::STATUS.offset));
+        if was_locked {
+            program::unlock(self, self.options.management_key).expect("the harness's key");
+        }
+        program::set_queue_window(self, queue, self.windows[usize::from(queue)])
+            .expect("granting the queue its window");
+        if was_locked {
+            program::lock(self);
+        }
         program::set_up_queue(self, queue, settings)?;
         self.rings[usize::from(queue)] = Some(Ring {
             settings: *settings,
@@ -454,6 +481,7 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
 
         let mmio_taken = inputs.mmio_request_valid && outputs.mmio_request_ready;
         let mmio_response_taken = outputs.mmio_response_valid && inputs.mmio_response_ready;
+        self.check_dma(now, &inputs, &outputs);
         let handshakes = self.ports.take(now, &mut inputs, &outputs);
         if mmio_taken || mmio_response_taken || handshakes.any {
             self.last_handshake = now;
@@ -497,6 +525,32 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
         self.backend.rising_edge();
         self.inputs = inputs;
         self.now += 1;
+    }
+
+    /// Checks each DMA request taken this clock against its queue's window.
+    fn check_dma(&mut self, now: u64, inputs: &Inputs, outputs: &Outputs) {
+        if outputs.dma_read_request_valid && inputs.dma_read_request_ready {
+            let host = self.ports.host.memory().contents();
+            self.monitor.check_dma_read(
+                now,
+                &self.model,
+                outputs.dma_read_request_tag,
+                outputs.dma_read_request_address,
+                outputs.dma_read_request_length.into(),
+                |address, bytes| host.read(address, bytes),
+            );
+        }
+        if outputs.dma_write_valid && inputs.dma_write_ready {
+            if !self.dma_write_continues {
+                self.monitor.check_dma_write(
+                    now,
+                    &self.model,
+                    outputs.dma_write_address,
+                    outputs.dma_write_length.into(),
+                );
+            }
+            self.dma_write_continues = !outputs.dma_write_last;
+        }
     }
 
     fn check_offers(&mut self, now: u64, inputs: &Inputs, outputs: &Outputs) {

@@ -1,7 +1,9 @@
 //! Random but reproducible work for the whole NI: per queue, its own rings, host buffers
 //! (with a page the IOMMU refuses in each) and contexts (bound to the queue, over their own
-//! persistent-memory pages, with holes), and descriptors that mostly pass and sometimes
-//! break each rule. Queues never touch each other's bytes, and writes take their data from
+//! persistent-memory pages, with holes), a host-memory window holding its rings and buffers
+//! and nothing of the other queues', and descriptors that mostly pass and sometimes break
+//! each rule, host buffers across either edge of the window or in another queue's among
+//! them. Queues never touch each other's bytes, and writes take their data from
 //! a buffer reads never fill (a driver reuses a buffer only once its descriptor completed),
 //! so the golden model, which runs each queue's descriptors at its doorbell, sees what the
 //! NI sees.
@@ -10,7 +12,7 @@ use crate::backend::Backend;
 use crate::device_harness::DeviceHarness;
 use crate::ports::network_interface::{Inputs, Outputs};
 use npmu_abi::program::{self, ContextSettings, QueueSettings, RegisterAccess};
-use npmu_abi::queue::{decode_completion_status, Descriptor, Opcode};
+use npmu_abi::queue::{decode_completion_status, Descriptor, HostWindow, Opcode};
 use npmu_abi::registers::{self as reg, Group};
 use npmu_abi::Config;
 use npmu_model::DmaDirection;
@@ -34,6 +36,7 @@ struct ContextInfo {
 struct QueueLayout {
     contexts: Vec<ContextInfo>,
     buffer: u64,
+    window: HostWindow,
 }
 
 pub struct DeviceTraffic {
@@ -42,9 +45,15 @@ pub struct DeviceTraffic {
     queues: Vec<QueueLayout>,
 }
 
+/// Bytes of IOVA space from one queue's rings to the next queue's.
+const QUEUE_SPAN: u64 = 0x10_0000;
+/// Where a queue's write buffer starts from its rings; its read buffer follows.
+const BUFFER_OFFSET: u64 = 0x9_0000;
+const _: () = assert!(BUFFER_OFFSET + 2 * BUFFER_BYTES <= QUEUE_SPAN);
+
 /// Where queue `queue`'s rings live.
 pub fn ring_settings(queue: u16, entries: u32) -> QueueSettings {
-    let base = 0x1000_0000 + u64::from(queue) * 0x10_0000;
+    let base = 0x1000_0000 + u64::from(queue) * QUEUE_SPAN;
     QueueSettings {
         submission_base: base,
         submission_entries: entries,
@@ -72,11 +81,16 @@ impl DeviceTraffic {
         for queue in 0..config.queues as u16 {
             let entries = [16, 64, 256][random.gen_range(0..3)];
             let rings = ring_settings(queue, entries);
+            let window = HostWindow {
+                base: rings.submission_base,
+                bytes: QUEUE_SPAN,
+            };
             device.map_rings(&rings);
+            device.set_window(queue, window);
             device
                 .set_up_queue(queue, &rings)
                 .expect("setting up a queue");
-            let buffer = 0x4000_0000 + u64::from(queue) * 0x100_0000;
+            let buffer = rings.submission_base + BUFFER_OFFSET;
             device.map_host(buffer, BUFFER_BYTES, DmaDirection::ToDevice);
             device.map_host(
                 buffer + BUFFER_BYTES,
@@ -124,7 +138,11 @@ impl DeviceTraffic {
                     bytes: u64::from(pages) * page,
                 });
             }
-            queues.push(QueueLayout { contexts, buffer });
+            queues.push(QueueLayout {
+                contexts,
+                buffer,
+                window,
+            });
         }
         Self {
             random,
@@ -202,6 +220,22 @@ impl DeviceTraffic {
             // Never registered, and beyond the context table.
             11 => descriptor.context = (queue * 4 + 3).into(),
             12 => descriptor.context = (self.config.contexts as u16).wrapping_add(queue).into(),
+            // Across the window's upper edge, across its lower edge, in another queue's
+            // buffer (mapped for DMA: only the window keeps this queue out of it).
+            13 => {
+                let end = layout.window.base + layout.window.bytes;
+                let inside = random.gen_range(0..u64::from(length));
+                descriptor.host_address = (end - inside).into();
+            }
+            14 => {
+                let below = random.gen_range(1..=u64::from(length));
+                descriptor.host_address = (layout.window.base - below).into();
+            }
+            15 => {
+                let other = &self.queues[usize::from(queue ^ 1) % self.queues.len()];
+                let offset = descriptor.host_address.get() - layout.buffer;
+                descriptor.host_address = (other.buffer + offset).into();
+            }
             _ => {}
         }
         descriptor

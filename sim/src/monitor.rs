@@ -1,10 +1,28 @@
 //! A monitor on the NI's ports that fails the run at once when the NI touches persistent
-//! memory outside what its tables allow, or breaks the ready/valid protocol (an output that
-//! is offered must stay offered, unchanged, until it is taken).
+//! memory outside what its tables allow, makes a DMA outside the host-memory window of the
+//! queue it serves, or breaks the ready/valid protocol (an output that is offered must stay
+//! offered, unchanged, until it is taken).
+//!
+//! The DMA port names no queue, so the monitor works out whose each DMA is from what it
+//! saw: a descriptor fetch (a fetch tag) is of the queue whose submission ring holds it,
+//! and the descriptors it brings are that queue's; a completion-sized write into a
+//! completion ring is that queue's; any other DMA must lie inside the host buffer of a
+//! descriptor some queue fetched (a WRITE's for a read, a READ's for a write). Each must lie
+//! inside that queue's window as the golden model holds it at that moment. (A DMA that one
+//! queue's descriptor explains and another queue's window holds passes: the tests that
+//! aim a queue at another's buffer check that buffer and the status themselves.)
 
+use npmu_abi::queue::{Descriptor, HostWindow, Opcode, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use npmu_abi::registers::{queue, queue_offset};
 use npmu_abi::Config;
+use npmu_hdl::engine::FETCH_TAG_BASE;
 use npmu_model::{Context, Entry, Memory, NetworkInterface};
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use zerocopy::FromBytes;
+
+/// Host buffers the monitor remembers per queue: a queue has fewer descriptors in flight
+/// than its completion ring has entries, so a DMA is never for one fetched earlier.
+const REMEMBERED_BUFFERS: usize = npmu_abi::queue::MAX_QUEUE_ENTRIES as usize;
 
 /// The tables as a set of requests saw them.
 struct Tables {
@@ -59,6 +77,40 @@ pub struct Monitor {
     /// Each output channel's offer not yet taken, by name.
     offers: HashMap<&'static str, Offer>,
     accesses: u64,
+    /// By queue, the host buffers of the descriptors it fetched last, newest at the back:
+    /// (IOVA, bytes, whether the NI reads it, as for a WRITE).
+    fetched_buffers: Vec<VecDeque<(u64, u64, bool)>>,
+    dma_checked: u64,
+}
+
+/// One queue's registers as the golden model holds them.
+struct QueueView {
+    sq_base: u64,
+    sq_bytes: u64,
+    cq_base: u64,
+    cq_bytes: u64,
+    window: HostWindow,
+}
+
+impl QueueView {
+    fn of<M: Memory>(model: &NetworkInterface<M>, queue: u16) -> Self {
+        let read = |register| model.mmio_read(queue_offset(queue, register));
+        Self {
+            sq_base: read(queue::SQ_BASE),
+            sq_bytes: read(queue::SQ_ENTRIES) * u64::from(DESCRIPTOR_BYTES),
+            cq_base: read(queue::CQ_BASE),
+            cq_bytes: read(queue::CQ_ENTRIES) * u64::from(COMPLETION_BYTES),
+            window: HostWindow {
+                base: read(queue::WINDOW_BASE),
+                bytes: read(queue::WINDOW_BYTES),
+            },
+        }
+    }
+}
+
+/// Whether `[base, base + bytes)` holds `[address, address + length)`.
+fn spans(base: u64, bytes: u64, address: u64, length: u64) -> bool {
+    HostWindow { base, bytes }.holds(address, length)
 }
 
 impl Monitor {
@@ -69,7 +121,103 @@ impl Monitor {
             pending: None,
             offers: HashMap::new(),
             accesses: 0,
+            fetched_buffers: vec![VecDeque::new(); model.config().queues as usize],
+            dma_checked: 0,
         }
+    }
+
+    /// DMA requests checked against their queue's window so far.
+    pub fn dma_checked(&self) -> u64 {
+        self.dma_checked
+    }
+
+    /// Checks a DMA read request the NI made; `contents` reads host memory as it is now
+    /// (what a descriptor fetch will bring).
+    pub fn check_dma_read<M: Memory>(
+        &mut self,
+        now: u64,
+        model: &NetworkInterface<M>,
+        tag: u8,
+        address: u64,
+        length: u64,
+        contents: impl Fn(u64, &mut [u8]),
+    ) {
+        let fail = |why: &str| -> ! {
+            panic!("monitor, clock {now}: DMA read of {length} bytes at {address:#x} (tag {tag}): {why}")
+        };
+        let queues = self.fetched_buffers.len() as u16;
+        if tag >= FETCH_TAG_BASE {
+            let Some(owner) = (0..queues).find(|&q| {
+                let view = QueueView::of(model, q);
+                spans(view.sq_base, view.sq_bytes, address, length)
+                    && view.window.holds(address, length)
+            }) else {
+                fail("a descriptor fetch inside no queue's submission ring and window");
+            };
+            let mut bytes = vec![0u8; length as usize];
+            contents(address, &mut bytes);
+            for chunk in bytes.chunks_exact(DESCRIPTOR_BYTES as usize) {
+                let descriptor = Descriptor::read_from_bytes(chunk).expect("32 bytes");
+                if let Some((iova, bytes)) = descriptor.host_buffer() {
+                    let reads = descriptor.opcode == Opcode::Write as u8;
+                    let buffers = &mut self.fetched_buffers[usize::from(owner)];
+                    if buffers.len() == REMEMBERED_BUFFERS {
+                        buffers.pop_front();
+                    }
+                    buffers.push_back((iova, bytes, reads));
+                }
+            }
+        } else if !self.explained(model, address, length, true) {
+            fail("inside no fetched WRITE's host buffer that its queue's window holds");
+        }
+        self.dma_checked += 1;
+    }
+
+    /// Checks a DMA write request the NI made (its first beat).
+    pub fn check_dma_write<M: Memory>(
+        &mut self,
+        now: u64,
+        model: &NetworkInterface<M>,
+        address: u64,
+        length: u64,
+    ) {
+        let queues = self.fetched_buffers.len() as u16;
+        let completion = length == u64::from(COMPLETION_BYTES)
+            && (0..queues).any(|q| {
+                let view = QueueView::of(model, q);
+                spans(view.cq_base, view.cq_bytes, address, length)
+                    && view.window.holds(address, length)
+            });
+        if !completion && !self.explained(model, address, length, false) {
+            panic!(
+                "monitor, clock {now}: DMA write of {length} bytes at {address:#x}: neither a \
+                 completion inside its queue's ring and window nor inside a fetched READ's \
+                 host buffer that its queue's window holds"
+            );
+        }
+        self.dma_checked += 1;
+    }
+
+    /// Whether some queue fetched a descriptor whose host buffer (read by the NI if
+    /// `reads`) holds `[address, address + length)`, and that queue's window holds it.
+    fn explained<M: Memory>(
+        &self,
+        model: &NetworkInterface<M>,
+        address: u64,
+        length: u64,
+        reads: bool,
+    ) -> bool {
+        self.fetched_buffers
+            .iter()
+            .enumerate()
+            .any(|(queue, buffers)| {
+                // Newest first: a DMA is nearly always for a descriptor fetched lately.
+                buffers.iter().rev().any(|&(base, bytes, buffer_reads)| {
+                    buffer_reads == reads && spans(base, bytes, address, length)
+                }) && QueueView::of(model, queue as u16)
+                    .window
+                    .holds(address, length)
+            })
     }
 
     /// Memory accesses checked so far.

@@ -12,14 +12,15 @@ use npmu_sim::{HarnessOptions, Stall, Stalls};
 use rstest::rstest;
 
 fn run(config: &Config, stalls: Stalls, memory_latency: u64) {
+    let seed = npmu_test_seed::seed("core back pressure", 3);
     let options = HarnessOptions {
         stalls: Stalls::NONE,
         memory_latency,
-        seed: 3,
+        seed,
         ..HarnessOptions::default()
     };
     let mut harness = unlocked_with(config, options);
-    let mut traffic = Traffic::new(config, 4);
+    let mut traffic = Traffic::new(config, seed + 1);
     traffic.program(&mut harness);
     harness.set_stalls(stalls);
     for round in 0..6 {

@@ -44,14 +44,15 @@ fn random_descriptors_match_the_golden_model_with_a_channel_held_back(
     channel: &str,
     #[values(Stall::OneInFour, Stall::Random(0.5))] stall: Stall,
 ) {
+    let seed = npmu_test_seed::seed("device back pressure", 11);
     let options = DeviceOptions {
         stalls: on(channel, stall),
-        seed: 11,
+        seed,
         ..DeviceOptions::default()
     };
     let key = options.management_key;
     let mut device = DeviceHarness::verilated(&Config::SIM, options).unwrap();
-    let mut traffic = DeviceTraffic::set_up(&mut device, key, 11);
+    let mut traffic = DeviceTraffic::set_up(&mut device, key, seed);
     traffic.fill_buffers(&mut device);
     let statuses = traffic.run(&mut device, 600);
     assert!(statuses[&0] > 300, "{statuses:?}");

@@ -145,10 +145,11 @@ fn no_interrupt_is_lost_to_back_pressure() {
     for queue in 0..queues {
         interrupting(&mut device, queue, 1, 0);
     }
-    for round in 0..5 {
+    let (rounds, per_round): (u16, u16) = (5, 3);
+    for round in 0..rounds {
         for queue in 0..queues {
-            for tag in 0..3 {
-                let descriptor = without_data(Opcode::Nop, round * 3 + tag);
+            for tag in 0..per_round {
+                let descriptor = without_data(Opcode::Nop, u32::from(round * per_round + tag));
                 device.submit(queue, &descriptor).unwrap();
             }
         }
@@ -158,7 +159,7 @@ fn no_interrupt_is_lost_to_back_pressure() {
         }
     }
     let completions = device.take_completions();
-    assert_eq!(completions.len(), 60);
+    assert_eq!(completions.len(), usize::from(queues * rounds * per_round));
     for queue in 0..queues {
         let last = completions
             .iter()

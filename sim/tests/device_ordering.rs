@@ -19,7 +19,7 @@ fn completions_of_each_queue_come_in_submission_order() {
         ..DeviceOptions::default()
     };
     let (mut device, key) = set_up(&Config::SIM, options);
-    let mut random = StdRng::seed_from_u64(4);
+    let mut random = StdRng::seed_from_u64(npmu_test_seed::seed("device ordering", 4));
     let queues = Config::SIM.queues as u16;
     // Long and short transfers, faults and NOPs interleaved, so later descriptors of a
     // queue could finish first if the NI let them.

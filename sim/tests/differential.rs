@@ -6,6 +6,7 @@ use npmu_abi::registers as reg;
 use npmu_abi::{encode_status, Config, Fault};
 use npmu_sim::traffic::Traffic;
 use npmu_sim::{CoreHarness, HarnessOptions, Stall, Stalls};
+use npmu_test_seed::seed;
 use rand::Rng;
 use std::collections::BTreeMap;
 
@@ -66,7 +67,7 @@ fn run(config: &Config, requests: usize, seed: u64) -> BTreeMap<u8, usize> {
 
 #[test]
 fn a_hundred_thousand_random_requests_match_the_golden_model() {
-    let statuses = run(&Config::SIM, 100_000, 1);
+    let statuses = run(&Config::SIM, 100_000, seed("core differential on sim", 1));
     assert!(statuses.values().sum::<usize>() >= 100_000);
     for fault in Fault::ALL {
         assert!(
@@ -82,7 +83,11 @@ fn a_hundred_thousand_random_requests_match_the_golden_model() {
 
 #[test]
 fn the_ice40_configuration_matches_the_golden_model_too() {
-    let statuses = run(&Config::ICE40, 20_000, 2);
+    let statuses = run(
+        &Config::ICE40,
+        20_000,
+        seed("core differential on ice40", 2),
+    );
     assert!(
         statuses[&0] > 10_000,
         "most requests should pass: {statuses:?}"

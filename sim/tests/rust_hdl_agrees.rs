@@ -22,7 +22,10 @@ fn run_core<B: Backend<Inputs = protection_core::Inputs, Outputs = protection_co
     let key = options.management_key;
     let mut harness = CoreHarness::new(backend, options);
     program::unlock(&mut harness, key).unwrap();
-    let mut traffic = Traffic::new(&Config::ICE40, 12);
+    let mut traffic = Traffic::new(
+        &Config::ICE40,
+        npmu_test_seed::seed("RustHDL and Verilator on the core", 12),
+    );
     traffic.program(&mut harness);
     harness.record_memory_requests(true);
     for _ in 0..60 {
@@ -61,14 +64,15 @@ fn run_device<
 >(
     backend: B,
 ) -> DeviceRun {
+    let seed = npmu_test_seed::seed("RustHDL and Verilator on the whole NI", 13);
     let options = DeviceOptions {
         stalls: DeviceStalls::all(Stall::Random(0.2)),
-        seed: 13,
+        seed,
         ..DeviceOptions::default()
     };
     let key = options.management_key;
     let mut device = DeviceHarness::new(backend, options);
-    let mut traffic = DeviceTraffic::set_up(&mut device, key, 13);
+    let mut traffic = DeviceTraffic::set_up(&mut device, key, seed);
     traffic.fill_buffers(&mut device);
     let mut completions = Vec::new();
     let mut done = 0;

@@ -44,7 +44,7 @@ impl Config {
         max_request_bytes: 1 << 20,
         memory_pages: 1 << 18,
         target_clock_mhz: 250,
-        queues: 4,
+        queues: 16,
         max_payload_bytes: 256,
         max_read_request_bytes: 512,
         dma_read_tags: 32,

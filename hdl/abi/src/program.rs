@@ -2,6 +2,7 @@
 //! device that offers 64-bit register access: the golden model, the simulated RTL and,
 //! through the driver, the card.
 
+use crate::queue::HostWindow;
 use crate::registers::{self as reg, command_status, context_access, entry_value, status};
 use crate::{Command, CommandError};
 use thiserror::Error;
@@ -29,6 +30,8 @@ pub enum ProgramError {
     Timeout,
     #[error("the command status holds result code {0}, which no error has")]
     UnknownResult(u8),
+    #[error("the queue is enabled or busy: its host-memory window cannot change")]
+    QueueNotIdle,
 }
 
 /// A context as the manager describes it.
@@ -188,6 +191,34 @@ pub fn read_entry(
         .then(|| entry_value::PAGE.get(value) as u32))
 }
 
+/// Grants queue `queue` the host-memory window `window`. The management lock must be open
+/// and the queue disabled with nothing in flight.
+pub fn set_queue_window(
+    registers: &mut impl RegisterAccess,
+    queue: u16,
+    window: HostWindow,
+) -> Result<(), ProgramError> {
+    use crate::registers::{queue as q, queue_offset};
+    registers.write(queue_offset(queue, q::WINDOW_BASE), window.base);
+    registers.write(queue_offset(queue, q::WINDOW_BYTES), window.bytes);
+    if queue_window(registers, queue) == window {
+        return Ok(());
+    }
+    if !status::UNLOCKED.is_set(registers.read(reg::STATUS.offset)) {
+        return Err(ProgramError::Locked);
+    }
+    Err(ProgramError::QueueNotIdle)
+}
+
+/// The host-memory window of queue `queue`, as its registers read back.
+pub fn queue_window(registers: &mut impl RegisterAccess, queue: u16) -> HostWindow {
+    use crate::registers::{queue as q, queue_offset};
+    HostWindow {
+        base: registers.read(queue_offset(queue, q::WINDOW_BASE)),
+        bytes: registers.read(queue_offset(queue, q::WINDOW_BYTES)),
+    }
+}
+
 /// Where a queue pair's rings are and how it interrupts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QueueSettings {
@@ -209,6 +240,7 @@ pub enum QueueError {
 }
 
 /// Disables queue `queue`, writes its settings and enables it (which resets its pointers).
+/// Its rings must lie inside the window granted it ([`set_queue_window`]).
 pub fn set_up_queue(
     registers: &mut impl RegisterAccess,
     queue: u16,

@@ -115,6 +115,33 @@ pub mod completion_bits {
     pub const PHASE: usize = bit(offset_of!(Completion, phase));
 }
 
+/// A queue's host-memory window, `[base, base + bytes)`
+/// ([`crate::registers::queue::WINDOW`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct HostWindow {
+    pub base: u64,
+    pub bytes: u64,
+}
+
+impl HostWindow {
+    /// The window after reset: it holds nothing.
+    pub const EMPTY: HostWindow = HostWindow { base: 0, bytes: 0 };
+    /// The widest window the registers can hold: every IOVA but 2^64 - 1.
+    pub const WIDEST: HostWindow = HostWindow {
+        base: 0,
+        bytes: u64::MAX,
+    };
+
+    /// Whether `[address, address + length)` lies wholly inside the window, without
+    /// computing an end that can wrap: one condition a line.
+    pub fn holds(&self, address: u64, length: u64) -> bool {
+        if address < self.base {
+            return false;
+        }
+        crate::range_fits(address - self.base, length, self.bytes)
+    }
+}
+
 /// Why a descriptor failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Error)]
 pub enum DescriptorError {
@@ -126,17 +153,25 @@ pub enum DescriptorError {
         "malformed descriptor: unknown opcode, reserved bits set, zero length, too long, or a host buffer wrapping past 2^64"
     )]
     Malformed,
+    /// Checked after [`DescriptorError::Malformed`]; the descriptor moved nothing.
+    #[error("the host buffer is not wholly inside the queue's host-memory window")]
+    OutsideWindow,
 }
 
 impl DescriptorError {
     pub const DMA_CODE: u8 = 16;
     pub const MALFORMED_CODE: u8 = 17;
+    /// Like [`Self::DMA_CODE`] and [`Self::MALFORMED_CODE`], counted in no
+    /// [`crate::registers::REQUEST_COUNTS`] counter: those count the protection core's
+    /// answers, and such a descriptor never reaches the core.
+    pub const OUTSIDE_WINDOW_CODE: u8 = 18;
 
     pub fn code(self) -> u8 {
         match self {
             DescriptorError::Avt(fault) => fault.code(),
             DescriptorError::Dma => Self::DMA_CODE,
             DescriptorError::Malformed => Self::MALFORMED_CODE,
+            DescriptorError::OutsideWindow => Self::OUTSIDE_WINDOW_CODE,
         }
     }
 }
@@ -152,6 +187,7 @@ pub fn decode_completion_status(code: u8) -> Option<Result<(), DescriptorError>>
         0 => Some(Ok(())),
         DescriptorError::DMA_CODE => Some(Err(DescriptorError::Dma)),
         DescriptorError::MALFORMED_CODE => Some(Err(DescriptorError::Malformed)),
+        DescriptorError::OUTSIDE_WINDOW_CODE => Some(Err(DescriptorError::OutsideWindow)),
         code => Fault::from_code(code)
             .ok()
             .map(|fault| Err(DescriptorError::Avt(fault))),
@@ -159,6 +195,17 @@ pub fn decode_completion_status(code: u8) -> Option<Result<(), DescriptorError>>
 }
 
 impl Descriptor {
+    /// The host buffer a WRITE or READ names, as (IOVA, bytes); `None` for NOP and FLUSH and
+    /// unknown opcodes.
+    pub fn host_buffer(&self) -> Option<(u64, u64)> {
+        match Opcode::from_code(self.opcode)? {
+            Opcode::Write | Opcode::Read => {
+                Some((self.host_address.get(), u64::from(self.length.get())))
+            }
+            Opcode::Nop | Opcode::Flush => None,
+        }
+    }
+
     /// Whether this descriptor is malformed for an NI whose longest request is
     /// `max_request_bytes`.
     pub fn malformed(&self, max_request_bytes: u32) -> bool {
@@ -193,11 +240,38 @@ mod tests {
             let error = DescriptorError::Avt(fault);
             assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
         }
-        for error in [DescriptorError::Dma, DescriptorError::Malformed] {
+        for error in [
+            DescriptorError::Dma,
+            DescriptorError::Malformed,
+            DescriptorError::OutsideWindow,
+        ] {
             assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
         }
         assert_eq!(decode_completion_status(0), Some(Ok(())));
         assert_eq!(decode_completion_status(12), None);
+    }
+
+    #[test]
+    fn windows_hold_what_lies_inside_and_nothing_across_either_edge() {
+        let window = HostWindow {
+            base: 0x1000,
+            bytes: 0x100,
+        };
+        assert!(window.holds(0x1000, 0x100));
+        assert!(window.holds(0x10ff, 1));
+        assert!(!window.holds(0xfff, 2), "straddles the lower edge");
+        assert!(!window.holds(0x10ff, 2), "straddles the upper edge");
+        assert!(!window.holds(0x1100, 1));
+        assert!(!HostWindow::EMPTY.holds(0, 1));
+        let top = HostWindow {
+            base: u64::MAX - 0xff,
+            bytes: 0x100,
+        };
+        assert!(top.holds(u64::MAX, 1), "a window may end at 2^64 - 1");
+        assert!(top.holds(u64::MAX - 0xff, 0x100));
+        assert!(!top.holds(u64::MAX, 2), "nothing wraps past 2^64");
+        assert!(!HostWindow::WIDEST.holds(u64::MAX, 1));
+        assert!(HostWindow::WIDEST.holds(0, u64::MAX));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Every register is 64 bits wide and 8-byte aligned. Reads of offsets that name no
 //! register (including unaligned ones) return 0; writes to them have no effect.
 //! Registers in [`Group::Programming`] are refused while the management lock is closed:
-//! reads return 0, writes are dropped and counted in [`REFUSED_WRITES`].
+//! reads return 0, writes are dropped and counted in [`REFUSED_WRITES`]. Each queue's
+//! window registers ([`queue::WINDOW`]) take writes only while it is open too, but read
+//! back whatever the lock.
 
 use crate::field::Field;
 
@@ -232,11 +234,49 @@ pub mod queue {
     pub const CONTROL: Register = register("QUEUE_CONTROL", 0x40, ReadWrite, Queues);
     /// [`super::queue_status`].
     pub const STATUS: Register = register("QUEUE_STATUS", 0x48, ReadOnly, Queues);
+    /// First IOVA of the queue's host-memory window ([`WINDOW`]).
+    pub const WINDOW_BASE: Register = register("WINDOW_BASE", 0x50, ReadWrite, Queues);
+    /// Bytes of the queue's host-memory window; 0 (the value after reset) is empty.
+    pub const WINDOW_BYTES: Register = register("WINDOW_BYTES", 0x58, ReadWrite, Queues);
 
-    pub const ALL: [Register; 10] = [
-        SQ_BASE, SQ_ENTRIES, SQ_TAIL, SQ_HEAD, CQ_BASE, CQ_ENTRIES, CQ_HEAD, CQ_TAIL, CONTROL,
+    pub const ALL: [Register; 12] = [
+        SQ_BASE,
+        SQ_ENTRIES,
+        SQ_TAIL,
+        SQ_HEAD,
+        CQ_BASE,
+        CQ_ENTRIES,
+        CQ_HEAD,
+        CQ_TAIL,
+        CONTROL,
         STATUS,
+        WINDOW_BASE,
+        WINDOW_BYTES,
     ];
+
+    /// The host-memory window: the IOVAs `[WINDOW_BASE, WINDOW_BASE + WINDOW_BYTES)`, and
+    /// every DMA the queue causes lies inside it (as an RDMA NIC checks local buffers
+    /// against a protection domain), so queues whose buffers share one IOMMU domain stay
+    /// apart. Window bytes past 2^64 name no IOVA; the widest window, `WINDOW_BYTES` =
+    /// 2^64 - 1, leaves one IOVA out. After reset every window is empty: a queue moves
+    /// nothing until the manager grants it memory.
+    ///
+    /// * Only the manager sets a window: writes while the management lock is closed are
+    ///   dropped and counted in [`super::REFUSED_WRITES`] (and set no queue status bit).
+    ///   Reads return the value whatever the lock.
+    /// * A window cannot change under a queue: a write while the queue is enabled or busy
+    ///   is refused with [`super::queue_status::REFUSED_WRITE`], as ring writes are. So the
+    ///   window a queue was enabled with holds until everything it fetched has completed.
+    /// * Enabling a queue whose submission or completion ring is not wholly inside its
+    ///   window fails with [`super::queue_status::WINDOW_ERROR`]; the queue fetches
+    ///   nothing. Its descriptor fetches and completion writes then stay inside.
+    /// * A WRITE or READ whose host buffer `[host_address, host_address + length)` is not
+    ///   wholly inside the window completes with
+    ///   [`crate::queue::DescriptorError::OutsideWindow`], bytes_done 0: it goes to no
+    ///   protection check and moves no byte of host or persistent memory. NOP and FLUSH
+    ///   name no host buffer and are not checked; a zero-length WRITE or READ is malformed,
+    ///   which is checked first.
+    pub const WINDOW: [Register; 2] = [WINDOW_BASE, WINDOW_BYTES];
 
     /// Width of the entries registers and the ring pointers; a wider entries value is
     /// refused.
@@ -286,13 +326,17 @@ pub mod queue_status {
     pub const FETCH_ERROR: Field = Field::bit(11);
     /// Writing a completion met a DMA fault; that completion is lost.
     pub const COMPLETION_ERROR: Field = Field::bit(12);
-    /// A ring register written while enabled or busy (or an entries value wider than 16
-    /// bits), a doorbell while disabled, or enabling while busy; it was ignored.
+    /// A ring or window register written while enabled or busy (or an entries value wider
+    /// than 16 bits), a doorbell while disabled, or enabling while busy; it was ignored.
     pub const REFUSED_WRITE: Field = Field::bit(13);
+    /// Enabled with a submission or completion ring not wholly inside the queue's
+    /// host-memory window ([`super::queue::WINDOW`]).
+    pub const WINDOW_ERROR: Field = Field::bit(14);
     /// Every error bit, as one field.
     pub const ERRORS: Field = Field::new(8, 8);
     /// The errors that stop the queue until it is enabled again.
-    pub const HALTING: u64 = CONFIG_ERROR.mask() | FETCH_ERROR.mask() | COMPLETION_ERROR.mask();
+    pub const HALTING: u64 =
+        CONFIG_ERROR.mask() | FETCH_ERROR.mask() | COMPLETION_ERROR.mask() | WINDOW_ERROR.mask();
 }
 
 /// Fields of [`IDENTITY`].
@@ -406,7 +450,8 @@ mod tests {
     fn queue_registers_decode_per_queue() {
         assert_eq!(queue_offset(2, queue::CQ_HEAD), 0x1230);
         assert_eq!(queue_at(0x1230), Some((2, queue::CQ_HEAD)));
-        assert_eq!(queue_at(0x1250), None);
+        assert_eq!(queue_at(0x1258), Some((2, queue::WINDOW_BYTES)));
+        assert_eq!(queue_at(0x1260), None);
         assert_eq!(queue_at(QUEUES_OFFSET + MAX_QUEUES * QUEUE_STRIDE), None);
         assert_eq!(queue_at(0x0fff), None);
     }

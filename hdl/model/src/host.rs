@@ -97,7 +97,7 @@ fn pages(iova: u64, length: u64) -> impl Iterator<Item = u64> {
     let end = if length == 0 {
         first
     } else {
-        (iova + length - 1) / HOST_PAGE_BYTES + 1
+        (iova + (length - 1)) / HOST_PAGE_BYTES + 1
     };
     first..end
 }

@@ -221,9 +221,14 @@ impl<M: Memory> NetworkInterface<M> {
     /// [`NetworkInterface::process_queues`].
     pub fn mmio_write(&mut self, offset: u16, value: u64) {
         if let Some((queue, register)) = reg::queue_at(offset) {
-            if let Some(state) = self.state.queues.get_mut(usize::from(queue)) {
-                state.write(register, value);
+            let Some(state) = self.state.queues.get_mut(usize::from(queue)) else {
+                return;
+            };
+            if reg::queue::WINDOW.contains(&register) && !self.state.unlocked {
+                self.state.refused_writes = self.state.refused_writes.wrapping_add(1);
+                return;
             }
+            state.write(register, value);
             return;
         }
         let Some(register) = reg::at(offset) else {

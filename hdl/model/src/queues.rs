@@ -5,8 +5,8 @@
 use crate::host::HostDma;
 use crate::{Memory, NetworkInterface};
 use npmu_abi::queue::{
-    encode_completion_status, Completion, Descriptor, DescriptorError, Opcode, COMPLETION_BYTES,
-    DESCRIPTOR_BYTES,
+    encode_completion_status, Completion, Descriptor, DescriptorError, HostWindow, Opcode,
+    COMPLETION_BYTES, DESCRIPTOR_BYTES,
 };
 use npmu_abi::registers::{queue, queue_control, queue_status, Register};
 use npmu_abi::{Operation, Request, HOST_PAGE_BYTES};
@@ -28,6 +28,8 @@ pub(crate) struct QueueState {
     control: u64,
     /// Sticky error bits of [`queue_status`].
     errors: u64,
+    /// Where every DMA of the queue must lie; empty after reset.
+    window: HostWindow,
 }
 
 impl QueueState {
@@ -42,6 +44,15 @@ impl QueueState {
     fn configuration_valid(&self) -> bool {
         queue::ring_valid(self.sq_base, self.sq_entries, DESCRIPTOR_BYTES)
             && queue::ring_valid(self.cq_base, self.cq_entries, COMPLETION_BYTES)
+    }
+
+    /// Whether both rings lie wholly inside the window.
+    fn rings_inside_window(&self) -> bool {
+        self.window
+            .holds(self.sq_base, self.sq_entries * u64::from(DESCRIPTOR_BYTES))
+            && self
+                .window
+                .holds(self.cq_base, self.cq_entries * u64::from(COMPLETION_BYTES))
     }
 
     fn completions_pending(&self) -> u64 {
@@ -64,14 +75,23 @@ impl QueueState {
             queue::CQ_TAIL => self.cq_tail,
             queue::CONTROL => self.control,
             queue::STATUS => queue_status::RUNNING.place(self.running().into()) | self.errors,
+            queue::WINDOW_BASE => self.window.base,
+            queue::WINDOW_BYTES => self.window.bytes,
             _ => 0,
         }
     }
 
+    /// A register write; the caller has already dropped window writes while the
+    /// management lock is closed.
     pub(crate) fn write(&mut self, register: Register, value: u64) {
         let refuse = |errors: &mut u64| *errors |= queue_status::REFUSED_WRITE.mask();
         match register {
-            queue::SQ_BASE | queue::SQ_ENTRIES | queue::CQ_BASE | queue::CQ_ENTRIES
+            queue::SQ_BASE
+            | queue::SQ_ENTRIES
+            | queue::CQ_BASE
+            | queue::CQ_ENTRIES
+            | queue::WINDOW_BASE
+            | queue::WINDOW_BYTES
                 if self.enabled() =>
             {
                 refuse(&mut self.errors)
@@ -83,6 +103,8 @@ impl QueueState {
             queue::SQ_ENTRIES => self.sq_entries = value,
             queue::CQ_BASE => self.cq_base = value,
             queue::CQ_ENTRIES => self.cq_entries = value,
+            queue::WINDOW_BASE => self.window.base = value,
+            queue::WINDOW_BYTES => self.window.bytes = value,
             queue::SQ_TAIL | queue::CQ_HEAD if !self.enabled() => refuse(&mut self.errors),
             queue::SQ_TAIL if value >= self.sq_entries => {
                 self.errors |= queue_status::SQ_DOORBELL_ERROR.mask()
@@ -108,7 +130,10 @@ impl QueueState {
                     (self.sq_head, self.sq_tail, self.cq_head, self.cq_tail) = (0, 0, 0, 0);
                     self.errors = 0;
                     if !self.configuration_valid() {
-                        self.errors = queue_status::CONFIG_ERROR.mask();
+                        self.errors |= queue_status::CONFIG_ERROR.mask();
+                    }
+                    if !self.rings_inside_window() {
+                        self.errors |= queue_status::WINDOW_ERROR.mask();
                     }
                 }
             }
@@ -178,6 +203,12 @@ impl<M: Memory> NetworkInterface<M> {
         if descriptor.malformed(self.config.max_request_bytes) {
             return (Err(DescriptorError::Malformed), 0);
         }
+        let window = self.state.queues[usize::from(queue)].window;
+        if let Some((address, length)) = descriptor.host_buffer() {
+            if !window.holds(address, length) {
+                return (Err(DescriptorError::OutsideWindow), 0);
+            }
+        }
         let operation = match Opcode::from_code(descriptor.opcode) {
             Some(Opcode::Write) => Operation::Write,
             Some(Opcode::Read) => Operation::Read,
@@ -211,10 +242,12 @@ impl<M: Memory> NetworkInterface<M> {
             Ok(read_data) => {
                 if operation == Operation::Read {
                     // Every mapped page of the buffer receives its part, even past a fault.
-                    for page in iova / HOST_PAGE_BYTES..=(iova + length - 1) / HOST_PAGE_BYTES {
+                    // Last bytes, not ends: a buffer may end at 2^64.
+                    let last = iova + (length - 1);
+                    for page in iova / HOST_PAGE_BYTES..=last / HOST_PAGE_BYTES {
                         let from = (page * HOST_PAGE_BYTES).max(iova);
-                        let to = ((page + 1) * HOST_PAGE_BYTES).min(iova + length);
-                        let part = &read_data[(from - iova) as usize..(to - iova) as usize];
+                        let to_last = (page * HOST_PAGE_BYTES + (HOST_PAGE_BYTES - 1)).min(last);
+                        let part = &read_data[(from - iova) as usize..=(to_last - iova) as usize];
                         let _ = host.write(from, part);
                     }
                 }

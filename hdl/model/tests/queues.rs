@@ -1,8 +1,10 @@
 //! The golden model's host queues.
 
 use npmu_abi::program::{self, ContextSettings, QueueSettings};
-use npmu_abi::queue::{decode_completion_status, Completion, Descriptor, DescriptorError, Opcode};
-use npmu_abi::registers::{queue, queue_offset, queue_status};
+use npmu_abi::queue::{
+    decode_completion_status, Completion, Descriptor, DescriptorError, HostWindow, Opcode,
+};
+use npmu_abi::registers::{self as reg, queue, queue_offset, queue_status};
 use npmu_abi::{Config, Fault};
 use npmu_model::{DmaDirection, HostMemory, Memory, NetworkInterface, SparseMemory};
 use zerocopy::{FromBytes, IntoBytes};
@@ -12,6 +14,11 @@ const SQ: u64 = 0x10_0000;
 const CQ: u64 = 0x20_0000;
 const BUFFER: u64 = 0x30_0000;
 const PAGE: u64 = 4096;
+/// Queue 1's window: from its submission ring to the end of its buffer.
+const WINDOW: HostWindow = HostWindow {
+    base: SQ,
+    bytes: BUFFER + 4 * PAGE - SQ,
+};
 
 struct Bench {
     ni: NetworkInterface,
@@ -50,6 +57,7 @@ impl Bench {
             coalesce_count: 0,
             coalesce_clocks: 0,
         };
+        program::set_queue_window(&mut ni, 1, WINDOW).unwrap();
         program::set_up_queue(&mut ni, 1, &queue).unwrap();
         Self {
             ni,
@@ -278,6 +286,8 @@ fn dma_faults_on_rings_halt_the_queue_until_it_is_enabled_again() {
 #[test]
 fn a_bad_configuration_is_refused_at_enable() {
     let mut ni = NetworkInterface::new(Config::SIM, KEY, SparseMemory::new()).unwrap();
+    program::unlock(&mut ni, KEY).unwrap();
+    program::set_queue_window(&mut ni, 0, HostWindow::WIDEST).unwrap();
     let settings = QueueSettings {
         submission_base: SQ + 8,
         submission_entries: 8,
@@ -292,4 +302,160 @@ fn a_bad_configuration_is_refused_at_enable() {
         refused,
         program::QueueError::Refused(queue_status::CONFIG_ERROR.mask())
     );
+}
+
+fn rings(submission_base: u64, completion_base: u64) -> QueueSettings {
+    QueueSettings {
+        submission_base,
+        submission_entries: 8,
+        completion_base,
+        completion_entries: 4,
+        interrupts: false,
+        coalesce_count: 0,
+        coalesce_clocks: 0,
+    }
+}
+
+#[test]
+fn an_empty_window_refuses_enabling_and_the_queue_moves_nothing() {
+    let mut ni = NetworkInterface::new(Config::SIM, KEY, SparseMemory::new()).unwrap();
+    assert_eq!(program::queue_window(&mut ni, 1), HostWindow::EMPTY);
+    let refused = program::set_up_queue(&mut ni, 1, &rings(SQ, CQ)).unwrap_err();
+    assert_eq!(
+        refused,
+        program::QueueError::Refused(queue_status::WINDOW_ERROR.mask())
+    );
+    let mut host = HostMemory::new();
+    host.map(SQ, PAGE, DmaDirection::ToDevice);
+    host.map(CQ, PAGE, DmaDirection::FromDevice);
+    host.contents_mut()
+        .write(SQ, Descriptor::default().as_bytes());
+    ni.mmio_write(queue_offset(1, queue::SQ_TAIL), 1);
+    ni.process_queues(&mut host);
+    assert_eq!(
+        ni.mmio_read(queue_offset(1, queue::SQ_HEAD)),
+        0,
+        "nothing fetched"
+    );
+    let mut completion = [0u8; 16];
+    host.contents().read(CQ, &mut completion);
+    assert_eq!(completion, [0; 16], "nothing completed");
+}
+
+#[test]
+fn window_writes_need_the_management_lock_and_a_disabled_queue() {
+    let mut ni = NetworkInterface::new(Config::SIM, KEY, SparseMemory::new()).unwrap();
+    assert_eq!(
+        program::set_queue_window(&mut ni, 1, WINDOW),
+        Err(program::ProgramError::Locked)
+    );
+    assert_eq!(program::queue_window(&mut ni, 1), HostWindow::EMPTY);
+    assert_eq!(
+        ni.mmio_read(reg::REFUSED_WRITES.offset),
+        2,
+        "both registers"
+    );
+    assert_eq!(
+        ni.mmio_read(queue_offset(1, queue::STATUS)),
+        0,
+        "the lock's refusal sets no queue bit"
+    );
+    program::unlock(&mut ni, KEY).unwrap();
+    program::set_queue_window(&mut ni, 1, WINDOW).unwrap();
+    program::lock(&mut ni);
+    assert_eq!(
+        program::queue_window(&mut ni, 1),
+        WINDOW,
+        "reads need no lock"
+    );
+    program::set_up_queue(&mut ni, 1, &rings(SQ, CQ)).unwrap();
+    program::unlock(&mut ni, KEY).unwrap();
+    assert_eq!(
+        program::set_queue_window(&mut ni, 1, HostWindow::WIDEST),
+        Err(program::ProgramError::QueueNotIdle)
+    );
+    assert_eq!(program::queue_window(&mut ni, 1), WINDOW);
+    assert!(queue_status::REFUSED_WRITE.is_set(ni.mmio_read(queue_offset(1, queue::STATUS))));
+}
+
+#[test]
+fn rings_leaving_the_window_by_one_byte_refuse_enabling() {
+    let mut ni = NetworkInterface::new(Config::SIM, KEY, SparseMemory::new()).unwrap();
+    program::unlock(&mut ni, KEY).unwrap();
+    let window = HostWindow {
+        base: SQ,
+        bytes: CQ + 4 * 16 - SQ,
+    };
+    program::set_queue_window(&mut ni, 1, window).unwrap();
+    program::set_up_queue(&mut ni, 1, &rings(SQ, CQ)).unwrap();
+    let below = rings(SQ - 32, CQ);
+    let above = rings(SQ, CQ + 16);
+    for settings in [below, above] {
+        let refused = program::set_up_queue(&mut ni, 1, &settings).unwrap_err();
+        assert_eq!(
+            refused,
+            program::QueueError::Refused(queue_status::WINDOW_ERROR.mask()),
+            "{settings:?}"
+        );
+    }
+}
+
+#[test]
+fn buffers_not_wholly_inside_the_window_complete_outside_it_and_move_nothing() {
+    let mut bench = Bench::new();
+    let end = WINDOW.base + WINDOW.bytes;
+    bench
+        .host
+        .map(BUFFER - PAGE, PAGE, DmaDirection::Bidirectional);
+    bench.host.map(end, PAGE, DmaDirection::Bidirectional);
+    bench.host.contents_mut().write(end - 8, &[0x5a; 16]);
+    let outside = Err(DescriptorError::OutsideWindow);
+    let cases = [
+        (bench.transfer(Opcode::Write, 0, end - 8, 9, 1), outside),
+        (bench.transfer(Opcode::Read, 0, end - 8, 9, 2), outside),
+        (bench.transfer(Opcode::Write, 0, SQ - 1, 2, 3), outside),
+        (bench.transfer(Opcode::Read, 0, BUFFER - PAGE, 8, 4), Ok(())),
+        (bench.transfer(Opcode::Read, 0, end, 8, 5), outside),
+        (bench.transfer(Opcode::Write, 0, end - 8, 8, 6), Ok(())),
+        (
+            bench.transfer(Opcode::Write, 0, end, 0, 7),
+            Err(DescriptorError::Malformed),
+        ),
+    ];
+    for (descriptor, status) in cases {
+        bench.submit(descriptor);
+        let completion = bench.next().expect("a completion");
+        assert_eq!(outcome(&completion), status, "{descriptor:?}");
+        assert_eq!(completion.bytes_done.get() != 0, status.is_ok());
+    }
+    let mut around_the_end = [0u8; 16];
+    bench.host.contents().read(end - 8, &mut around_the_end);
+    assert_eq!(
+        around_the_end, [0x5a; 16],
+        "the refused READs left host memory alone"
+    );
+    let mut stored = [0u8; 8];
+    bench.ni.memory().read(10 * PAGE, &mut stored);
+    assert_eq!(stored, [0x5a; 8], "only the WRITE inside the window stored");
+    assert_eq!(
+        bench.ni.mmio_read(reg::request_count_offset(0)),
+        2,
+        "refused descriptors never reach the protection check"
+    );
+}
+
+#[test]
+fn a_window_may_end_at_the_last_iova() {
+    let mut bench = Bench::new();
+    let top = HostWindow {
+        base: u64::MAX - 2 * PAGE + 1,
+        bytes: 2 * PAGE,
+    };
+    bench.ni.mmio_write(queue_offset(1, queue::CONTROL), 0);
+    program::set_queue_window(&mut bench.ni, 1, top).unwrap();
+    let settings = rings(top.base, top.base + PAGE);
+    program::set_up_queue(&mut bench.ni, 1, &settings).unwrap();
+    assert_eq!(program::queue_window(&mut bench.ni, 1), top);
+    assert!(top.holds(u64::MAX - 7, 8));
+    assert!(!top.holds(u64::MAX - 7, 9));
 }

@@ -3,7 +3,9 @@
 //! A malformed descriptor (unknown opcode, reserved bits set, a transfer of zero bytes or
 //! more than the longest request, a host buffer wrapping past 2^64, a NOP or FLUSH with
 //! fields set) goes straight to
-//! retirement with its status, as do NOP and FLUSH. A WRITE queues its request for the
+//! retirement with its status, as does a WRITE or READ whose host buffer is not wholly
+//! inside its queue's host-memory window (checked after the malformed rules), and NOP and
+//! FLUSH. A WRITE queues its request for the
 //! protection core, a plan for the write stream, and the DMA reads of its host buffer (each
 //! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
 //! queues its request. Every descriptor leaves a retirement record behind it.
@@ -68,6 +70,9 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     pub descriptor: Signal<In, Bits<DESCRIPTOR_BITS>>,
     pub descriptor_queue: Signal<In, Bits<4>>,
     pub descriptor_slot: Signal<In, Bits<16>>,
+    /// The host-memory window of `descriptor_queue`.
+    pub window_base: Signal<In, Bits<64>>,
+    pub window_bytes: Signal<In, Bits<64>>,
 
     pub read_valid: Signal<Out, bool>,
     pub read_ready: Signal<In, bool>,
@@ -102,6 +107,10 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     is_read: Signal<Local, bool>,
     is_nop_or_flush: Signal<Local, bool>,
     malformed: Signal<Local, bool>,
+    outside_window: Signal<Local, bool>,
+    /// Malformed or outside the window: completes at once, moving nothing.
+    refused: Signal<Local, bool>,
+    length_64: Signal<Local, Bits<64>>,
     last_byte_offset: Signal<Local, Bits<32>>,
     has_room: Signal<Local, bool>,
     issuing: Signal<Local, bool>,
@@ -122,6 +131,7 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     nop_opcode: Constant<Bits<8>>,
     flush_opcode: Constant<Bits<8>>,
     malformed_status: Constant<Bits<8>>,
+    outside_window_status: Constant<Bits<8>>,
     max_request_bytes: Constant<Bits<32>>,
     block_bytes: Constant<Bits<32>>,
     block_mask: Constant<Bits<32>>,
@@ -149,6 +159,8 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             descriptor: Default::default(),
             descriptor_queue: Default::default(),
             descriptor_slot: Default::default(),
+            window_base: Default::default(),
+            window_bytes: Default::default(),
             read_valid: Default::default(),
             read_ready: Default::default(),
             read_address: Default::default(),
@@ -176,6 +188,9 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             is_read: Default::default(),
             is_nop_or_flush: Default::default(),
             malformed: Default::default(),
+            outside_window: Default::default(),
+            refused: Default::default(),
+            length_64: Default::default(),
             last_byte_offset: Default::default(),
             has_room: Default::default(),
             issuing: Default::default(),
@@ -195,6 +210,9 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             nop_opcode: opcode(Opcode::Nop),
             flush_opcode: opcode(Opcode::Flush),
             malformed_status: Constant::new(u64::from(DescriptorError::MALFORMED_CODE).into()),
+            outside_window_status: Constant::new(
+                u64::from(DescriptorError::OUTSIDE_WINDOW_CODE).into(),
+            ),
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             block_bytes: Constant::new(block.into()),
             block_mask: Constant::new((block - 1).into()),
@@ -286,25 +304,46 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
             self.malformed.next = true;
         }
 
+        // The host buffer wholly inside the queue's window: overflow safe, one condition a
+        // line. The window cannot change while the queue has descriptors in flight.
+        self.length_64.next = bit_cast::<64, 32>(self.length.val());
+        self.outside_window.next = false;
+        if self.host_address.val() < self.window_base.val() {
+            self.outside_window.next = true;
+        }
+        if self.length_64.val() > self.window_bytes.val() {
+            self.outside_window.next = true;
+        }
+        if (self.host_address.val() - self.window_base.val())
+            > (self.window_bytes.val() - self.length_64.val())
+        {
+            self.outside_window.next = true;
+        }
+        self.refused.next = self.malformed.val()
+            || ((self.is_write.val() || self.is_read.val()) && self.outside_window.val());
+
         // Everything a descriptor queues goes in the same clock.
         self.has_room.next = self.retirements.push_ready.val()
             && (!(self.is_write.val() || self.is_read.val())
-                || self.malformed.val()
+                || self.refused.val()
                 || self.requests.push_ready.val())
-            && (!self.is_write.val() || self.malformed.val() || self.plans.push_ready.val());
+            && (!self.is_write.val() || self.refused.val() || self.plans.push_ready.val());
         self.descriptor_ready.next =
             !self.chunking.q.val() && self.has_room.val() && !self.reset.val();
         self.issuing.next = self.descriptor_valid.val() && self.descriptor_ready.val();
 
         self.retirements.push_valid.next = self.issuing.val();
         self.retirements.push_data.next.kind = RetireKind::Immediate;
-        if !self.malformed.val() && self.is_write.val() {
+        if !self.refused.val() && self.is_write.val() {
             self.retirements.push_data.next.kind = RetireKind::Write;
         }
-        if !self.malformed.val() && self.is_read.val() {
+        if !self.refused.val() && self.is_read.val() {
             self.retirements.push_data.next.kind = RetireKind::Read;
         }
         self.retirements.push_data.next.status = self.zero_8.val();
+        if self.refused.val() {
+            self.retirements.push_data.next.status = self.outside_window_status.val();
+        }
         if self.malformed.val() {
             self.retirements.push_data.next.status = self.malformed_status.val();
         }
@@ -320,7 +359,7 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
             self.network_address.val().get_bits::<4>(0) & self.lane_mask.val();
 
         self.requests.push_valid.next = self.issuing.val()
-            && !self.malformed.val()
+            && !self.refused.val()
             && (self.is_write.val() || self.is_read.val());
         self.requests.push_data.next.write = self.is_write.val();
         self.requests.push_data.next.context = self
@@ -336,7 +375,7 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
         self.requests.push_data.next.length = self.length.val();
 
         self.plans.push_valid.next =
-            self.issuing.val() && !self.malformed.val() && self.is_write.val();
+            self.issuing.val() && !self.refused.val() && self.is_write.val();
         self.plans.push_data.next.host_lane =
             self.host_address.val().get_bits::<4>(0) & self.lane_mask.val();
         self.plans.push_data.next.network_lane =

@@ -15,6 +15,7 @@ pub mod dma_reader;
 pub mod dma_writer;
 pub mod issuer;
 pub mod queue_bank;
+pub mod queue_windows;
 pub mod realigner;
 pub mod retirer;
 pub mod write_stream;
@@ -29,6 +30,7 @@ use npmu_abi::{
     IOVA_BITS, KEY_BITS, LENGTH_BITS, MMIO_ADDRESS_BITS, STATUS_BITS,
 };
 use queue_bank::QueueBank;
+use queue_windows::QueueWindows;
 use retirer::Retirer;
 use rust_hdl::prelude::*;
 use write_stream::WriteStream;
@@ -55,6 +57,10 @@ pub struct CommandEngine<
     pub mmio_write_data: Signal<In, Bits<64>>,
     pub mmio_read_data: Signal<Out, Bits<64>>,
     pub mmio_hit: Signal<Out, bool>,
+    /// The management lock is open: the queues' windows take writes.
+    pub unlocked: Signal<In, bool>,
+    /// A window write the closed lock dropped, for REFUSED_WRITES.
+    pub locked_write: Signal<Out, bool>,
 
     pub dma_read_request_valid: Signal<Out, bool>,
     pub dma_read_request_ready: Signal<In, bool>,
@@ -103,6 +109,7 @@ pub struct CommandEngine<
     pub core_response_last: Signal<In, bool>,
 
     queues: QueueBank<QUEUES>,
+    windows: QueueWindows<QUEUES>,
     fetcher: DmaReader<DATA_BITS, QUEUES, FETCH_BUFFER_BITS>,
     assembler: DescriptorAssembler<DATA_BITS>,
     issuer: Issuer<DATA_BITS, DEPTH_BITS>,
@@ -154,6 +161,8 @@ impl<
             mmio_write_data: Default::default(),
             mmio_read_data: Default::default(),
             mmio_hit: Default::default(),
+            unlocked: Default::default(),
+            locked_write: Default::default(),
             dma_read_request_valid: Default::default(),
             dma_read_request_ready: Default::default(),
             dma_read_request_tag: Default::default(),
@@ -196,6 +205,7 @@ impl<
             core_response_data: Default::default(),
             core_response_last: Default::default(),
             queues: QueueBank::new(config),
+            windows: QueueWindows::new(),
             fetcher: DmaReader::new(FETCH_TAG_BASE),
             assembler: DescriptorAssembler::new(),
             issuer: Issuer::new(config),
@@ -239,6 +249,7 @@ impl<
             self,
             clock,
             queues,
+            windows,
             fetcher,
             assembler,
             issuer,
@@ -248,6 +259,7 @@ impl<
             writer
         );
         self.queues.reset.next = self.reset.val();
+        self.windows.reset.next = self.reset.val();
         self.fetcher.reset.next = self.reset.val();
         self.assembler.reset.next = self.reset.val();
         self.issuer.reset.next = self.reset.val();
@@ -261,7 +273,30 @@ impl<
         self.queues.mmio_address.next = self.mmio_address.val();
         self.queues.mmio_write_data.next = self.mmio_write_data.val();
         self.mmio_read_data.next = self.queues.mmio_read_data.val();
+        if self.queues.mmio_hit.val() {
+            self.mmio_read_data.next =
+                self.queues.mmio_read_data.val() | self.windows.read_data.val();
+        }
         self.mmio_hit.next = self.queues.mmio_hit.val();
+
+        // Host-memory windows: written through the bank's decoding, checked on enabling,
+        // looked up for each descriptor the issuer checks.
+        self.windows.writing.next = self.queues.writing.val();
+        self.windows.target.next = self.queues.target.val();
+        self.windows.register.next = self.queues.register.val();
+        self.windows.write_data.next = self.mmio_write_data.val();
+        self.windows.unlocked.next = self.unlocked.val();
+        self.windows.target_in_use.next = self.queues.target_in_use.val();
+        self.windows.target_sq_base.next = self.queues.target_sq_base.val();
+        self.windows.target_sq_entries.next = self.queues.target_sq_entries.val();
+        self.windows.target_cq_base.next = self.queues.target_cq_base.val();
+        self.windows.target_cq_entries.next = self.queues.target_cq_entries.val();
+        self.queues.window_write_refused.next = self.windows.in_use_write.val();
+        self.queues.rings_inside_window.next = self.windows.target_rings_inside.val();
+        self.locked_write.next = self.windows.locked_write.val();
+        self.windows.lookup_queue.next = self.assembler.descriptor_queue.val();
+        self.issuer.window_base.next = self.windows.lookup_base.val();
+        self.issuer.window_bytes.next = self.windows.lookup_bytes.val();
 
         // Descriptor fetch: the assembler learns of a batch as its read is issued.
         self.fetcher.request_valid.next =

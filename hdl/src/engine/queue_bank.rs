@@ -6,10 +6,12 @@
 //! ring has room for, counting descriptors already in flight, so a full completion ring
 //! holds back only its own queue. The host's bad inputs are refused one by one: doorbells
 //! beyond the ring or past the completions written, configuration writes while enabled,
-//! doorbells while disabled, a configuration that is invalid when the queue is enabled, and
-//! enabling while the queue still has descriptors in flight. Each sets a sticky bit in the
-//! queue's status; the invalid configuration, and DMA faults on the rings, halt the queue
-//! until it is enabled again.
+//! doorbells while disabled, a configuration that is invalid when the queue is enabled, rings
+//! not inside the queue's host-memory window then, and enabling while the queue still has
+//! descriptors in flight. Each sets a sticky bit in the queue's status; the invalid
+//! configuration, rings outside the window, and DMA faults on the rings, halt the queue
+//! until it is enabled again. The windows themselves live in
+//! [`super::queue_windows::QueueWindows`].
 
 use crate::constants::offset;
 use npmu_abi::queue::{COMPLETION_BYTES, DESCRIPTOR_BYTES, MAX_QUEUE_ENTRIES};
@@ -66,6 +68,20 @@ pub struct QueueBank<const QUEUES: usize> {
     pub interrupt_ready: Signal<In, bool>,
     pub interrupt_vector: Signal<Out, Bits<8>>,
 
+    /// The register access decoded, and its queue's state, for the windows
+    /// ([`super::queue_windows::QueueWindows`]): their write refused because the queue is
+    /// in use, and whether the queue's rings lie inside its window.
+    pub writing: Signal<Out, bool>,
+    pub target: Signal<Out, Bits<4>>,
+    pub register: Signal<Out, Bits<8>>,
+    pub target_in_use: Signal<Out, bool>,
+    pub target_sq_base: Signal<Out, Bits<64>>,
+    pub target_sq_entries: Signal<Out, Bits<16>>,
+    pub target_cq_base: Signal<Out, Bits<64>>,
+    pub target_cq_entries: Signal<Out, Bits<16>>,
+    pub window_write_refused: Signal<In, bool>,
+    pub rings_inside_window: Signal<In, bool>,
+
     sq_base: [DFF<Bits<64>>; QUEUES],
     sq_entries: [DFF<Bits<16>>; QUEUES],
     sq_tail: [DFF<Bits<16>>; QUEUES],
@@ -95,28 +111,23 @@ pub struct QueueBank<const QUEUES: usize> {
 
     // The queue a register access names.
     window: Signal<Local, bool>,
-    target: Signal<Local, Bits<4>>,
-    register: Signal<Local, Bits<8>>,
     target_enabled: Signal<Local, bool>,
     target_running: Signal<Local, bool>,
     target_busy: Signal<Local, bool>,
     /// An entries value the 16-bit register cannot hold.
     entries_too_wide: Signal<Local, bool>,
     target_errors: Signal<Local, Bits<8>>,
-    target_sq_base: Signal<Local, Bits<64>>,
-    target_sq_entries: Signal<Local, Bits<16>>,
     target_sq_tail: Signal<Local, Bits<16>>,
     target_sq_head: Signal<Local, Bits<16>>,
-    target_cq_base: Signal<Local, Bits<64>>,
     target_control: Signal<Local, Bits<32>>,
-    target_cq_entries: Signal<Local, Bits<16>>,
     target_cq_head: Signal<Local, Bits<16>>,
     target_cq_tail: Signal<Local, Bits<16>>,
     target_configuration_valid: Signal<Local, bool>,
+    /// The errors enabling the target queue finds.
+    enable_errors: Signal<Local, Bits<8>>,
     released: Signal<Local, Bits<16>>,
     written: Signal<Local, Bits<16>>,
     enabling: Signal<Local, bool>,
-    writing: Signal<Local, bool>,
     takes_configuration: Signal<Local, bool>,
     takes_sq_tail: Signal<Local, bool>,
     takes_cq_head: Signal<Local, bool>,
@@ -164,6 +175,9 @@ pub struct QueueBank<const QUEUES: usize> {
 
     queue_numbers: [Constant<Bits<4>>; QUEUES],
     last_queue: Constant<Bits<4>>,
+    /// Bit q set for every queue the bank has: with all 16, `target <= last_queue` would be
+    /// a comparison Verilator flags as constant.
+    present_queues: Constant<Bits<16>>,
     window_tag: Constant<Bits<4>>,
     sq_base_register: Constant<Bits<8>>,
     sq_entries_register: Constant<Bits<8>>,
@@ -190,6 +204,7 @@ pub struct QueueBank<const QUEUES: usize> {
     fetch_error: Constant<Bits<8>>,
     completion_error: Constant<Bits<8>>,
     refused_write: Constant<Bits<8>>,
+    window_error: Constant<Bits<8>>,
     halting_errors: Constant<Bits<8>>,
     descriptor_mask: Constant<Bits<64>>,
     completion_mask: Constant<Bits<64>>,
@@ -248,6 +263,16 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             interrupt_valid: Default::default(),
             interrupt_ready: Default::default(),
             interrupt_vector: Default::default(),
+            writing: Default::default(),
+            target: Default::default(),
+            register: Default::default(),
+            target_in_use: Default::default(),
+            target_sq_base: Default::default(),
+            target_sq_entries: Default::default(),
+            target_cq_base: Default::default(),
+            target_cq_entries: Default::default(),
+            window_write_refused: Default::default(),
+            rings_inside_window: Default::default(),
             sq_base: std::array::from_fn(|_| Default::default()),
             sq_entries: std::array::from_fn(|_| Default::default()),
             sq_tail: std::array::from_fn(|_| Default::default()),
@@ -271,27 +296,21 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             offer_slot: Default::default(),
             offer_count: Default::default(),
             window: Default::default(),
-            target: Default::default(),
-            register: Default::default(),
             target_enabled: Default::default(),
             target_running: Default::default(),
             target_busy: Default::default(),
             entries_too_wide: Default::default(),
             target_errors: Default::default(),
-            target_sq_base: Default::default(),
-            target_sq_entries: Default::default(),
             target_sq_tail: Default::default(),
             target_sq_head: Default::default(),
-            target_cq_base: Default::default(),
             target_control: Default::default(),
-            target_cq_entries: Default::default(),
             target_cq_head: Default::default(),
             target_cq_tail: Default::default(),
             target_configuration_valid: Default::default(),
+            enable_errors: Default::default(),
             released: Default::default(),
             written: Default::default(),
             enabling: Default::default(),
-            writing: Default::default(),
             takes_configuration: Default::default(),
             takes_sq_tail: Default::default(),
             takes_cq_head: Default::default(),
@@ -333,6 +352,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             interrupt_offered_queue: Default::default(),
             queue_numbers: std::array::from_fn(|q| Constant::new((q as u64).into())),
             last_queue: Constant::new((QUEUES as u64 - 1).into()),
+            present_queues: Constant::new(((1u64 << QUEUES) - 1).into()),
             window_tag: Constant::new(u64::from(QUEUES_OFFSET >> 12).into()),
             sq_base_register: offset(queue::SQ_BASE),
             sq_entries_register: offset(queue::SQ_ENTRIES),
@@ -365,6 +385,7 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             fetch_error: error_bit(queue_status::FETCH_ERROR),
             completion_error: error_bit(queue_status::COMPLETION_ERROR),
             refused_write: error_bit(queue_status::REFUSED_WRITE),
+            window_error: error_bit(queue_status::WINDOW_ERROR),
             halting_errors: Constant::new((queue_status::HALTING >> ERROR_SHIFT).into()),
             descriptor_mask: Constant::new((u64::from(DESCRIPTOR_BYTES) - 1).into()),
             completion_mask: Constant::new((u64::from(COMPLETION_BYTES) - 1).into()),
@@ -446,7 +467,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         self.window.next = self.mmio_address.val().get_bits::<4>(12) == self.window_tag.val();
         self.target.next = self.mmio_address.val().get_bits::<4>(8);
         self.register.next = self.mmio_address.val().get_bits::<8>(0);
-        self.mmio_hit.next = self.window.val() && (self.target.val() <= self.last_queue.val());
+        self.mmio_hit.next =
+            self.window.val() && self.present_queues.val().get_bit(self.target.val().index());
         self.target_enabled.next = false;
         self.target_running.next = false;
         self.target_busy.next = false;
@@ -497,6 +519,14 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.target_cq_base.next = self.cq_base[q].q.val();
                 self.target_control.next = self.control[q].q.val();
             }
+        }
+        self.target_in_use.next = self.target_enabled.val() || self.target_busy.val();
+        self.enable_errors.next = self.zero_8.val();
+        if !self.target_configuration_valid.val() {
+            self.enable_errors.next = self.config_error.val();
+        }
+        if !self.rings_inside_window.val() {
+            self.enable_errors.next = self.enable_errors.val() | self.window_error.val();
         }
         // Casts cannot take a loop index, so the loop above only selects.
         if self.register.val() == self.sq_base_register.val() {
@@ -594,6 +624,9 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             } else {
                 self.takes_cq_head.next = true;
             }
+        }
+        if self.window_write_refused.val() {
+            self.new_errors.next = self.refused_write.val();
         }
         if self.register.val() == self.control_register.val() {
             if self.enabling.val() && self.target_busy.val() {
@@ -848,10 +881,7 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.phase[q].d.next = true;
                 self.pending_interrupts[q].d.next = self.zero_8.val();
                 self.interrupt_timer[q].d.next = self.zero_16.val();
-                self.errors[q].d.next = self.zero_8.val();
-                if !self.target_configuration_valid.val() {
-                    self.errors[q].d.next = self.config_error.val();
-                }
+                self.errors[q].d.next = self.enable_errors.val();
             }
             if self.reset.val() {
                 self.control[q].d.next = self.zero_32.val();

@@ -73,7 +73,7 @@ impl Bench {
         adapter.reset.next = false;
         Self {
             adapter,
-            random: StdRng::seed_from_u64(11),
+            random: StdRng::seed_from_u64(npmu_test_seed::seed("PCIe adapter stalls", 11)),
             rx: VecDeque::new(),
             tx_beats: Vec::new(),
             sent: VecDeque::new(),
@@ -436,7 +436,7 @@ fn decode_request(packet: &[u32]) -> (bool, u8, u64, u64, Vec<u8>) {
 fn dma_writes_go_out_whole_at_every_alignment_and_both_header_sizes() {
     let mut bench = Bench::new();
     bench.tx_stalls = true;
-    let mut random = StdRng::seed_from_u64(3);
+    let mut random = StdRng::seed_from_u64(npmu_test_seed::seed("PCIe DMA writes", 3));
     for round in 0..200 {
         let high = if round % 2 == 0 {
             0
@@ -505,7 +505,7 @@ fn completions_for(tag: u8, address: u64, data: &[u8], boundary: u64) -> Vec<Vec
 #[test]
 fn read_completions_reach_the_ni_in_the_lanes_of_their_addresses() {
     let mut bench = Bench::new();
-    let mut random = StdRng::seed_from_u64(5);
+    let mut random = StdRng::seed_from_u64(npmu_test_seed::seed("PCIe read completions", 5));
     for round in 0..150 {
         let tag = random.gen_range(0..40u8);
         let address = random.gen_range(0..0x4000u64);
