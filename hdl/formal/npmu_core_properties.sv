@@ -33,6 +33,9 @@ module npmu_core_properties (
     input wire [15:0] mmio_request_address,
     input wire [63:0] mmio_request_write_data,
     input wire mmio_response_ready,
+    // From the command engine's queue windows (not in this proof): a window write the
+    // closed lock dropped, counted in REFUSED_WRITES. Free: any value in any clock.
+    input wire queue_write_refused,
     input wire request_valid,
     input wire request_write,
     input wire [15:0] request_context,
@@ -62,6 +65,7 @@ module npmu_core_properties (
     wire mmio_request_ready;
     wire mmio_response_valid;
     wire [63:0] mmio_response_data;
+    wire lock_open;
     wire request_ready;
     wire write_data_ready;
     wire response_valid;
@@ -93,6 +97,8 @@ module npmu_core_properties (
         .mmio_response_valid(mmio_response_valid),
         .mmio_response_ready(mmio_response_ready),
         .mmio_response_data(mmio_response_data),
+        .lock_open(lock_open),
+        .queue_write_refused(queue_write_refused),
         .request_valid(request_valid),
         .request_ready(request_ready),
         .request_write(request_write),
