@@ -6,6 +6,7 @@ mod bench;
 mod cards;
 mod demo;
 mod error;
+mod prove;
 mod synth;
 mod table;
 mod verilog;
@@ -42,6 +43,8 @@ enum Command {
     Verilog(verilog::Arguments),
     /// Synthesize, place and route the NI for an FPGA board with the open tools.
     Synth(synth::Arguments),
+    /// Prove the protection core's properties with SymbiYosys, and that broken designs fail.
+    Prove(prove::Arguments),
     /// Measure the simulated NI, the driver and the host library: a table, or JSON lines.
     Bench(bench::Arguments),
 }
@@ -72,6 +75,7 @@ fn main() -> ExitCode {
         Command::Volume(arguments) => volume::run(&arguments),
         Command::Verilog(arguments) => verilog::run(&arguments),
         Command::Synth(arguments) => synth::run(&arguments),
+        Command::Prove(arguments) => prove::run(&arguments),
         Command::Bench(arguments) => bench::run(&arguments),
     };
     match outcome {

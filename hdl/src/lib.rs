@@ -7,6 +7,7 @@ pub mod csr;
 pub mod engine;
 pub mod fifo;
 pub mod flow;
+pub mod formal;
 pub mod mover;
 pub mod network_interface;
 pub mod pcie;
