@@ -27,9 +27,12 @@ pub struct Arguments {
 /// A task of `hdl/formal/npmu_core.sby`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Task {
-    /// P1's context rules: the context valid, the key, the initiator, the permission. (The
-    /// sby file's `bounds` task, P1 whole, is not run: see README, Formal properties.)
+    /// P1's context rules: the context valid, the key, the initiator, the permission.
     Protection,
+    /// P1's bounds: the request inside the context, each beat inside the request.
+    Bounds,
+    /// P1's pages: each beat at the physical page of the valid entry that maps it.
+    Pages,
     /// P3, no response without a request; ready/valid on every output.
     Responses,
     /// The covers of both: an allowed access, a refusal of every kind, answered requests.
@@ -40,6 +43,8 @@ impl Task {
     fn name(self) -> &'static str {
         match self {
             Task::Protection => "protection",
+            Task::Bounds => "bounds",
+            Task::Pages => "pages",
             Task::Responses => "responses",
             Task::Cover => "cover",
         }
@@ -70,7 +75,7 @@ struct Mutant {
     edit: Edit,
 }
 
-const MUTANTS: [Mutant; 2] = [
+const MUTANTS: [Mutant; 4] = [
     // The key check gone: any key opens a context.
     Mutant {
         name: "key-not-checked",
@@ -78,6 +83,24 @@ const MUTANTS: [Mutant; 2] = [
         edit: Edit {
             find: "translate_key_mismatch$d = check_key$q != context_table$read_data",
             replace: "translate_key_mismatch$d = 1'b0 && check_key$q != context_table$read_data",
+        },
+    },
+    // The last bounds comparison weakened: a request may end one byte past its context.
+    Mutant {
+        name: "end-comparison-weakened",
+        breaks: Task::Bounds,
+        edit: Edit {
+            find: "past_end = check_end$q > context_table$read_data[(64'ha5)+:(65)];",
+            replace: "past_end = check_end$q > context_table$read_data[(64'ha5)+:(65)] + 65'd1;",
+        },
+    },
+    // The entries' valid bits ignored: an unmapped page is reached.
+    Mutant {
+        name: "unmapped-page-allowed",
+        breaks: Task::Pages,
+        edit: Edit {
+            find: "missing_now = translate_lookup && ~entry_table$read_data[(64'h0)+:(1)];",
+            replace: "missing_now = 1'b0;",
         },
     },
     // An immediate response (a refusal) dropped as soon as it is offered, taken or not.
@@ -118,7 +141,13 @@ impl Run {
 fn runs() -> Vec<Run> {
     let mut runs = Vec::new();
     for config in [Config::ICE40] {
-        for task in [Task::Protection, Task::Responses, Task::Cover] {
+        for task in [
+            Task::Protection,
+            Task::Bounds,
+            Task::Pages,
+            Task::Responses,
+            Task::Cover,
+        ] {
             runs.push(Run {
                 name: format!("{}-{}", task.name(), config.name),
                 config,

@@ -6,19 +6,21 @@
 // `npmu_formal.vh`, written by `npmu prove` from the Rust sources, gives the
 // configuration's sizes and the bit layout of the table entries (`FORMAL_*`). The core is
 // read flattened, its memories mapped to flip-flops, after a Yosys `expose` of the verdict
-// handshake between its AVT and its data mover and of every word of its two tables,
-// renamed `formal_*` (`npmu_core.sby`, `npmu_formal_taps.ys`; the wrapper connects them
-// through `npmu_formal_taps.vh`).
+// handshake between its AVT and its data mover and of the tables' write ports as outputs,
+// and of every word of its two tables as an input cut from its flip-flop (`npmu_core.sby`,
+// `npmu_formal_taps.ys`; the wrapper connects the words through `npmu_formal_taps.vh`).
+// The wrapper keeps the two words the properties watch and lets the rest read as anything.
 //
 // P1 (protection, `define PROTECTION): every persistent-memory access of the request the
 //    wrapper picks (any one request, to any one context `context`) is one the tables allow
-//    at that moment: the context valid, the request's key the context's key, its initiator
-//    allowed, the operation permitted; and with `define BOUNDS also the request inside the
-//    context's bounds and the access at the physical page of the translation entry that
-//    maps the beat's virtual page, the entry valid (checked for any one entry `entry`). "The tables at that moment" are the
-//    table words as the core holds them in the clock of the access.
-// P2 (DMA windows): not yet; its place is a `define WINDOWS block here once the windows
-//    exist.
+//    at that moment. `define CONTEXT_RULES: the context valid, the request's key the
+//    context's key, its initiator allowed, the operation permitted. `define BOUNDS: the
+//    request inside the context's bounds and the beat inside the request. `define PAGES:
+//    the beat at the physical page of the translation entry that maps its virtual page,
+//    the entry valid (checked for any one entry `entry`), at the beat's offset in the page.
+//    "The tables at that moment" are the table words as the core holds them in the clock
+//    of the access.
+// P2 (DMA windows): not here: the protection core has no queues.
 // P3 (responses, `define RESPONSES): no response without a request (each accepted request
 //    is closed by at most one last beat, and each MMIO read answered at most once), and
 //    every output channel keeps its offer, unchanged, until it is taken.
@@ -79,9 +81,16 @@ module npmu_core_properties (
     wire [DATA_BYTES-1:0] memory_request_byte_enable;
     wire [15:0] memory_request_context;
     wire memory_response_ready;
-    // Every word of the two tables, as the core holds it now.
+    // Every word of the two tables as the core's logic reads it (inputs of the core: see
+    // "the tables" below), and the tables' write ports.
     wire [`FORMAL_CONTEXTS * CONTEXT_ENTRY_BITS - 1:0] context_words;
     wire [`FORMAL_ENTRIES * TRANSLATION_ENTRY_BITS - 1:0] entry_words;
+    wire formal_context_write_enable;
+    wire [CONTEXT_TABLE_BITS-1:0] formal_context_write_address;
+    wire [CONTEXT_ENTRY_BITS-1:0] formal_context_write_data;
+    wire formal_entry_write_enable;
+    wire [ENTRY_TABLE_BITS-1:0] formal_entry_write_address;
+    wire [TRANSLATION_ENTRY_BITS-1:0] formal_entry_write_data;
     wire formal_verdict_valid;
     wire formal_verdict_ready;
 
@@ -127,7 +136,13 @@ module npmu_core_properties (
         .memory_response_ready(memory_response_ready),
         .memory_response_data(memory_response_data),
         .formal_verdict_valid(formal_verdict_valid),
-        .formal_verdict_ready(formal_verdict_ready)
+        .formal_verdict_ready(formal_verdict_ready),
+        .formal_context_write_enable(formal_context_write_enable),
+        .formal_context_write_address(formal_context_write_address),
+        .formal_context_write_data(formal_context_write_data),
+        .formal_entry_write_enable(formal_entry_write_enable),
+        .formal_entry_write_address(formal_entry_write_address),
+        .formal_entry_write_data(formal_entry_write_data)
 `include "npmu_formal_taps.vh"
     );
 
@@ -167,6 +182,64 @@ module npmu_core_properties (
             assume(memory_response_valid);
             assume($stable(memory_response_data));
         end
+    end
+
+    // The tables. The properties watch one context and one translation entry, any ones
+    // (`context`, `entry`); every other word of the tables reads as anything, in any clock,
+    // which covers whatever the tables could hold there. The two watched words start holding
+    // anything (programming may leave them so), except that the watched context is
+    // consistent the way the programming engine registers one: its base page aligned, its
+    // end and entry bias worked out from base, pages and first entry, its entries inside
+    // the table. Each later write to them is the core's own, through its write ports.
+    (* anyconst *) wire [CONTEXT_TABLE_BITS-1:0] context;
+    (* anyconst *) wire [ENTRY_TABLE_BITS-1:0] entry;
+    (* anyconst *) wire [CONTEXT_ENTRY_BITS-1:0] context_entry_at_start;
+    (* anyconst *) wire [TRANSLATION_ENTRY_BITS-1:0] translation_entry_at_start;
+    (* anyseq *) wire [`FORMAL_CONTEXTS * CONTEXT_ENTRY_BITS - 1:0] other_context_words;
+    (* anyseq *) wire [`FORMAL_ENTRIES * TRANSLATION_ENTRY_BITS - 1:0] other_entry_words;
+    reg [CONTEXT_ENTRY_BITS-1:0] context_entry_held;
+    reg [TRANSLATION_ENTRY_BITS-1:0] translation_entry_held;
+    wire [CONTEXT_ENTRY_BITS-1:0] context_entry =
+        started ? context_entry_held : context_entry_at_start;
+    wire [TRANSLATION_ENTRY_BITS-1:0] translation_entry =
+        started ? translation_entry_held : translation_entry_at_start;
+    always @(posedge clock) begin
+        context_entry_held <= context_entry;
+        if (formal_context_write_enable && formal_context_write_address == context)
+            context_entry_held <= formal_context_write_data;
+        translation_entry_held <= translation_entry;
+        if (formal_entry_write_enable && formal_entry_write_address == entry)
+            translation_entry_held <= formal_entry_write_data;
+    end
+    genvar word;
+    for (word = 0; word < `FORMAL_CONTEXTS; word = word + 1) begin : context_table
+        assign context_words[word * CONTEXT_ENTRY_BITS +: CONTEXT_ENTRY_BITS] =
+            word == context ? context_entry
+                : other_context_words[word * CONTEXT_ENTRY_BITS +: CONTEXT_ENTRY_BITS];
+    end
+    for (word = 0; word < `FORMAL_ENTRIES; word = word + 1) begin : entry_table
+        assign entry_words[word * TRANSLATION_ENTRY_BITS +: TRANSLATION_ENTRY_BITS] =
+            word == entry ? translation_entry
+                : other_entry_words[word * TRANSLATION_ENTRY_BITS +: TRANSLATION_ENTRY_BITS];
+    end
+    wire context_valid = context_entry[`FORMAL_CONTEXT_VALID];
+    wire [31:0] context_key = context_entry[`FORMAL_CONTEXT_KEY +: 32];
+    wire context_read = context_entry[`FORMAL_CONTEXT_READ];
+    wire context_write = context_entry[`FORMAL_CONTEXT_WRITE];
+    wire context_any_initiator = context_entry[`FORMAL_CONTEXT_ANY_INITIATOR];
+    wire [15:0] context_initiator = context_entry[`FORMAL_CONTEXT_INITIATOR +: 16];
+    wire [63:0] context_base = context_entry[`FORMAL_CONTEXT_BASE +: 64];
+    wire [16:0] context_pages = context_entry[`FORMAL_CONTEXT_PAGES +: 17];
+    wire [15:0] context_first_entry = context_entry[`FORMAL_CONTEXT_FIRST_ENTRY +: 16];
+    wire [64:0] context_end = context_entry[`FORMAL_CONTEXT_END +: 65];
+    wire [15:0] context_entry_bias = context_entry[`FORMAL_CONTEXT_ENTRY_BIAS +: 16];
+    wire entry_valid = translation_entry[`FORMAL_ENTRY_VALID];
+    wire [31:0] entry_page = translation_entry[`FORMAL_ENTRY_PAGE +: 32];
+    always @(*) if (!started) begin
+        assume(context_base[PAGE_SHIFT-1:0] == 0);
+        assume(context_end == {1'b0, context_base} + ({48'd0, context_pages} << PAGE_SHIFT));
+        assume(context_entry_bias == context_first_entry - context_base[PAGE_SHIFT +: 16]);
+        assume({1'b0, context_first_entry} + context_pages <= `FORMAL_ENTRIES);
     end
 
     // Persistent memory answers only requests it took, one answer each.
@@ -235,32 +308,6 @@ module npmu_core_properties (
     // ---------------------------------------------------------------- P1: protection
 
 `ifdef PROTECTION
-    // The context the proof watches: any one. The run starts with the tables holding
-    // anything, as programming may leave them, except that the watched context is
-    // consistent the way the programming engine registers one: its base page aligned, its
-    // end and entry bias worked out from base, pages and first entry, its entries inside
-    // the table. Every later write to the tables is the engine's own.
-    (* anyconst *) wire [CONTEXT_TABLE_BITS-1:0] context;
-    wire [CONTEXT_ENTRY_BITS-1:0] context_entry =
-        context_words[context * CONTEXT_ENTRY_BITS +: CONTEXT_ENTRY_BITS];
-    wire context_valid = context_entry[`FORMAL_CONTEXT_VALID];
-    wire [31:0] context_key = context_entry[`FORMAL_CONTEXT_KEY +: 32];
-    wire context_read = context_entry[`FORMAL_CONTEXT_READ];
-    wire context_write = context_entry[`FORMAL_CONTEXT_WRITE];
-    wire context_any_initiator = context_entry[`FORMAL_CONTEXT_ANY_INITIATOR];
-    wire [15:0] context_initiator = context_entry[`FORMAL_CONTEXT_INITIATOR +: 16];
-    wire [63:0] context_base = context_entry[`FORMAL_CONTEXT_BASE +: 64];
-    wire [16:0] context_pages = context_entry[`FORMAL_CONTEXT_PAGES +: 17];
-    wire [15:0] context_first_entry = context_entry[`FORMAL_CONTEXT_FIRST_ENTRY +: 16];
-    wire [64:0] context_end = context_entry[`FORMAL_CONTEXT_END +: 65];
-    wire [15:0] context_entry_bias = context_entry[`FORMAL_CONTEXT_ENTRY_BIAS +: 16];
-    always @(*) if (!started) begin
-        assume(context_base[PAGE_SHIFT-1:0] == 0);
-        assume(context_end == {1'b0, context_base} + ({48'd0, context_pages} << PAGE_SHIFT));
-        assume(context_entry_bias == context_first_entry - context_base[PAGE_SHIFT +: 16]);
-        assume({1'b0, context_first_entry} + context_pages <= `FORMAL_ENTRIES);
-    end
-
     // The tracked request. Requests reach the data mover in the order they are taken, one
     // verdict each, and the mover moves a verdict's beats after taking it and before taking
     // the next one, or in the clock it takes the next: so the beats on the memory port
@@ -301,23 +348,23 @@ module npmu_core_properties (
             if (tracked_access && memory_request_ready) tracked_beats <= tracked_beats + 1;
         end
 
-    // The virtual address of the beat on the port, and where the context maps it.
-    wire [63:0] first_beat_address = tracked_address & ~(DATA_BYTES - 64'd1);
-    wire [63:0] beat_address = first_beat_address + ({32'd0, tracked_beats} << LANE_BITS);
-    // Bases are page aligned, so this is the beat's page less the base's.
-    wire [63:0] page_in_context = (beat_address - context_base) >> PAGE_SHIFT;
-    wire [63:0] beat_entry = {48'd0, context_first_entry} + page_in_context;
+    // Where the beat on the port lies in the request, in the virtual address space and in
+    // the context. Only the low PAGE_SHIFT + 16 bits of the beat's address are worked out:
+    // a sum's low bits need only its operands' low bits, and the request lies inside the
+    // context (checked by the BOUNDS assertions below), whose pages number at most 2^16.
+    localparam VIRTUAL_BITS = PAGE_SHIFT + 16;
+    wire [VIRTUAL_BITS-1:0] first_beat_address =
+        tracked_address[VIRTUAL_BITS-1:0] & ~(DATA_BYTES - 1);
+    wire [31:0] beat_offset_in_request = tracked_beats << LANE_BITS;
+    wire [VIRTUAL_BITS-1:0] beat_address =
+        first_beat_address + beat_offset_in_request[VIRTUAL_BITS-1:0];
+    // Bases are page aligned: the beat's page in its context is its page less the base's.
+    wire [15:0] page_in_context =
+        beat_address[PAGE_SHIFT +: 16] - context_base[PAGE_SHIFT +: 16];
+    wire [15:0] beat_entry = context_first_entry + page_in_context;
     wire [47:0] physical_page = memory_request_address >> PAGE_SHIFT;
-    // The translation entry the proof watches, any one, as the table holds it now: a beat
-    // whose page that entry maps is checked against it (a constant index keeps the
-    // solver's work far smaller than the entry of every beat).
-    (* anyconst *) wire [ENTRY_TABLE_BITS-1:0] entry;
-    wire [TRANSLATION_ENTRY_BITS-1:0] translation_entry =
-        entry_words[entry * TRANSLATION_ENTRY_BITS +: TRANSLATION_ENTRY_BITS];
-    wire entry_valid = translation_entry[`FORMAL_ENTRY_VALID];
-    wire [31:0] entry_page = translation_entry[`FORMAL_ENTRY_PAGE +: 32];
-
     always @(*) if (!reset && tracked_access) begin
+`ifdef CONTEXT_RULES
         assert(memory_request_context == {{(16 - CONTEXT_TABLE_BITS){1'b0}}, context});
         assert(memory_request_write == tracked_write);
         assert(context_valid);
@@ -325,14 +372,20 @@ module npmu_core_properties (
         assert(context_any_initiator || context_initiator == tracked_initiator);
         assert(!tracked_write || context_write);
         assert(tracked_write || context_read);
+`endif
 `ifdef BOUNDS
+        // The request inside the context, both sums 65 bits wide where nothing wraps, and
+        // the beat inside the request: so the beat is inside the context.
         assert(tracked_address >= context_base);
-        assert({33'd0, tracked_length} <= context_end);
-        assert({1'b0, tracked_address} <= context_end - {33'd0, tracked_length});
-        assert(page_in_context < {47'd0, context_pages});
+        assert({1'b0, tracked_address} + {33'd0, tracked_length} <= context_end);
+        assert({1'b0, beat_offset_in_request}
+            < {31'd0, tracked_address[LANE_BITS-1:0]} + {1'b0, tracked_length});
+`endif
+`ifdef PAGES
+        // The beat at the physical page of the valid entry that maps its virtual page, at
+        // the same offset in the page.
         assert(memory_request_address[PAGE_SHIFT-1:0] == beat_address[PAGE_SHIFT-1:0]);
-        assert(beat_entry < `FORMAL_ENTRIES);
-        if (beat_entry == {{(64 - ENTRY_TABLE_BITS){1'b0}}, entry}) begin
+        if (beat_entry == {{(16 - ENTRY_TABLE_BITS){1'b0}}, entry}) begin
             assert(entry_valid);
             assert(physical_page == {16'd0, entry_page});
         end
@@ -343,7 +396,7 @@ module npmu_core_properties (
     // past its first page; and the response port refuses with every fault code.
     always @(*) if (!reset) begin
         cover(tracked_access && tracked_write && page_in_context != 0
-            && (tracked_address >> PAGE_SHIFT) != (beat_address >> PAGE_SHIFT));
+            && tracked_address[PAGE_SHIFT +: 16] != beat_address[PAGE_SHIFT +: 16]);
         cover(tracked_access && !tracked_write);
     end
     genvar fault;

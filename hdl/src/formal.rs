@@ -14,28 +14,37 @@ pub const TAPS_SCRIPT: &str = "npmu_formal_taps.ys";
 pub const TAPS_PORTS: &str = "npmu_formal_taps.vh";
 
 /// The two tables, each word a flip-flop (Yosys `memory_map`) named after its index in
-/// the flattened core, as the wrapper's vectors `context_words` and `entry_words` see them.
-const TABLES: [(&str, &str); 2] = [
-    ("avt.context_table.contents", "context_words"),
-    ("avt.entry_table.contents", "entry_words"),
+/// the flattened core, as the wrapper's vectors `context_words` and `entry_words` see them,
+/// and the prefix of each table's write port.
+const TABLES: [(&str, &str, &str); 2] = [
+    ("avt.context_table.contents", "context_words", "context"),
+    ("avt.entry_table.contents", "entry_words", "entry"),
 ];
 
 /// The Yosys script that renames each table word of the flattened core `formal_<vector>_<i>`
-/// and makes it an output, and the wrapper's connections of those outputs.
+/// and makes it an input (cut from its flip-flop: the wrapper says what the core's logic
+/// reads there), renames each table's write port `formal_<table>_write_*` and makes it an
+/// output; and the wrapper's connections of the words.
 pub fn taps(config: &Config) -> (String, String) {
     let mut script = String::new();
     let mut ports = String::new();
     let counts = [config.contexts, config.translation_entries];
     let widths = [ContextEntry::BITS, TranslationEntry::BITS];
-    for (((word, vector), count), width) in TABLES.iter().zip(counts).zip(widths) {
+    for (((word, vector, table), count), width) in TABLES.iter().zip(counts).zip(widths) {
         for index in 0..count {
             script.push_str(&format!("rename {word}[{index}] formal_{vector}_{index}\n"));
             ports.push_str(&format!(
                 ",\n        .formal_{vector}_{index}({vector}[{index} * {width} +: {width}])"
             ));
         }
+        for signal in ["enable", "address", "data"] {
+            script.push_str(&format!(
+                "rename avt.{table}_table$write_{signal} formal_{table}_write_{signal}\n"
+            ));
+        }
     }
-    script.push_str("expose formal_*\n");
+    script.push_str("expose -input w:formal_context_words_* w:formal_entry_words_*\n");
+    script.push_str("expose w:formal_context_write_* w:formal_entry_write_* w:formal_verdict_*\n");
     (script, ports)
 }
 
@@ -96,11 +105,13 @@ mod tests {
     }
 
     #[test]
-    fn every_table_word_is_renamed_exposed_and_connected() {
+    fn every_table_word_is_renamed_cut_and_connected_and_every_write_port_exposed() {
         let (script, ports) = taps(&Config::ICE40);
-        assert_eq!(script.matches("rename ").count(), 16 + 256);
+        assert_eq!(script.matches("rename ").count(), 16 + 256 + 6);
         assert!(script.contains("rename avt.entry_table.contents[255] formal_entry_words_255\n"));
-        assert!(script.ends_with("expose formal_*\n"));
+        assert!(script.contains("rename avt.context_table$write_data formal_context_write_data\n"));
+        assert!(script.contains("expose -input w:formal_context_words_* w:formal_entry_words_*\n"));
+        assert!(script.ends_with("w:formal_entry_write_* w:formal_verdict_*\n"));
         assert!(ports.contains(".formal_context_words_15(context_words[15 * 230 +: 230])"));
         assert_eq!(ports.matches(",\n").count(), 16 + 256);
     }
