@@ -7,7 +7,9 @@
 //! older than the phase that said it was there.
 
 use crate::dma::{DmaBuffer, DmaError};
-use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use npmu_abi::queue::{
+    Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES, SUBMISSION_SLACK_SLOTS,
+};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, IntoBytes};
@@ -44,18 +46,37 @@ impl QueuePair {
         }
     }
 
-    /// Whether one more descriptor fits: a ring keeps one slot empty to tell full from
-    /// empty.
-    pub fn is_full(&self) -> bool {
-        (self.tail + 1) % self.entries == self.submission_head
+    /// Whether `slots` more slots fit: a ring keeps one slot empty to tell full from empty,
+    /// and [`SUBMISSION_SLACK_SLOTS`] for payload slots the card has yet to pass over.
+    pub fn has_room(&self, slots: u32) -> bool {
+        let used = (self.tail + self.entries - self.submission_head) % self.entries;
+        used + slots + SUBMISSION_SLACK_SLOTS < self.entries
     }
 
-    /// Writes `descriptor` into the next slot; returns the doorbell value to ring.
-    pub fn push(&mut self, descriptor: &Descriptor) -> Result<u32, DmaError> {
-        let slot = u64::from(self.tail) * u64::from(DESCRIPTOR_BYTES);
-        self.submissions.write_words(slot, descriptor.as_bytes())?;
+    /// Whether an inline WRITE of `slots` slots (descriptor and payload) at the tail would
+    /// come in one fetch of the card, whose reads never cross a `block_slots` boundary of
+    /// the ring: it must not wrap the ring's end (the card refuses that) nor cross a block
+    /// (the card would then read the payload from the ring: a round trip more).
+    pub fn inline_fits(&self, slots: u32, block_slots: u32) -> bool {
+        let last = self.tail + slots - 1;
+        last < self.entries && self.tail / block_slots == last / block_slots
+    }
+
+    /// Writes `descriptor` into the next slot and `payload` (an inline WRITE's, padded
+    /// with zeros) into the slots after it; returns the doorbell value to ring, past them.
+    pub fn push(&mut self, descriptor: &Descriptor, payload: &[u8]) -> Result<u32, DmaError> {
+        let slot_bytes = DESCRIPTOR_BYTES as usize;
+        let mut image = descriptor.as_bytes().to_vec();
+        image.extend_from_slice(payload);
+        image.resize(image.len().div_ceil(slot_bytes) * slot_bytes, 0);
+        let slots = (image.len() / slot_bytes) as u32;
+        for (index, slot_image) in image.chunks_exact(slot_bytes).enumerate() {
+            let slot = (self.tail + index as u32) % self.entries;
+            let offset = u64::from(slot) * u64::from(DESCRIPTOR_BYTES);
+            self.submissions.write_words(offset, slot_image)?;
+        }
         fence(Ordering::Release);
-        self.tail = (self.tail + 1) % self.entries;
+        self.tail = (self.tail + slots) % self.entries;
         self.outstanding.insert(descriptor.tag.get());
         Ok(self.tail)
     }
