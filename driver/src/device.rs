@@ -384,7 +384,7 @@ impl<D: Device> NpmuDevice<D> {
             if let Some(completion) = pair.finished.remove(&ticket.tag) {
                 return self.outcome(queue, &completion);
             }
-            if !pair.outstanding.contains(&ticket.tag) {
+            if !pair.outstanding.contains_key(&ticket.tag) {
                 return Err(DriverError::UnknownTag {
                     card: self.name(),
                     queue,

@@ -7,10 +7,8 @@
 //! older than the phase that said it was there.
 
 use crate::dma::{DmaBuffer, DmaError};
-use npmu_abi::queue::{
-    Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES, SUBMISSION_SLACK_SLOTS,
-};
-use std::collections::{HashMap, HashSet};
+use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use std::collections::HashMap;
 use std::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -25,8 +23,8 @@ pub(crate) struct QueuePair {
     /// The next completion slot, and the phase it carries on this pass.
     completion_head: u32,
     phase: bool,
-    /// Tags submitted and not yet completed.
-    pub outstanding: HashSet<u32>,
+    /// Tags submitted and not yet completed, with the slot after each one's descriptor.
+    pub outstanding: HashMap<u32, u32>,
     /// Completions read and not yet asked for, by tag.
     pub finished: HashMap<u32, Completion>,
 }
@@ -41,16 +39,15 @@ impl QueuePair {
             submission_head: 0,
             completion_head: 0,
             phase: true,
-            outstanding: HashSet::new(),
+            outstanding: HashMap::new(),
             finished: HashMap::new(),
         }
     }
 
-    /// Whether `slots` more slots fit: a ring keeps one slot empty to tell full from empty,
-    /// and [`SUBMISSION_SLACK_SLOTS`] for payload slots the card has yet to pass over.
+    /// Whether `slots` more slots fit: a ring keeps one slot empty to tell full from empty.
     pub fn has_room(&self, slots: u32) -> bool {
         let used = (self.tail + self.entries - self.submission_head) % self.entries;
-        used + slots + SUBMISSION_SLACK_SLOTS < self.entries
+        used + slots < self.entries
     }
 
     /// Whether an inline WRITE of `slots` slots (descriptor and payload) at the tail would
@@ -76,8 +73,10 @@ impl QueuePair {
             self.submissions.write_words(offset, slot_image)?;
         }
         fence(Ordering::Release);
+        let after_descriptor = (self.tail + 1) % self.entries;
         self.tail = (self.tail + slots) % self.entries;
-        self.outstanding.insert(descriptor.tag.get());
+        self.outstanding
+            .insert(descriptor.tag.get(), after_descriptor);
         Ok(self.tail)
     }
 
@@ -101,10 +100,13 @@ impl QueuePair {
             if self.completion_head == 0 {
                 self.phase = !self.phase;
             }
-            self.submission_head = u32::from(completion.submission_head.get()) % self.entries;
+            // Only up to the descriptor itself: its payload's last slots may not be fetched
+            // yet (when they ran past its fetch), though the completion's head is past them;
+            // the next completion frees them. So no slack is needed (SUBMISSION_SLACK_SLOTS).
             let tag = completion.tag.get();
-            if !self.outstanding.remove(&tag) {
-                tracing::warn!(tag, "a completion for a tag that was not outstanding");
+            match self.outstanding.remove(&tag) {
+                Some(after_descriptor) => self.submission_head = after_descriptor,
+                None => tracing::warn!(tag, "a completion for a tag that was not outstanding"),
             }
             self.finished.insert(tag, completion);
             reaped += 1;
