@@ -334,7 +334,8 @@ impl<D: Device> NpmuDevice<D> {
         let inline = match operation {
             Operation::Write(transfer)
                 if transfer.length <= u64::from(INLINE_MAX_BYTES)
-                    && pair.inline_fits(inline_slots, block_slots) =>
+                    && pair.inline_fits(inline_slots, block_slots)
+                    && pair.has_room(inline_slots) =>
             {
                 Some(transfer)
             }
