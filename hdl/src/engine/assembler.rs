@@ -468,7 +468,13 @@ mod tests {
 
     /// Runs `batches` of queue 2, each (first slot, beats with whether each comes refused,
     /// slots published past it), the issuer wanting every payload that came whole.
-    fn run(batches: &[(u64, Vec<(u64, bool)>, u64)]) -> Outcome {
+    /// A batch to run: its first slot, its beats with whether each comes refused, and the
+    /// slots published past it.
+    type BatchBeats = (u64, Vec<(u64, bool)>, u64);
+    /// Descriptors delivered (slot, first word), and slots returned (queue, count, failed).
+    type Delivered = (Vec<(u64, u64)>, Vec<(u64, u64, bool)>);
+
+    fn run(batches: &[BatchBeats]) -> Outcome {
         let mut assembler = Assembler::new();
         assembler.connect_all();
         let clock = |a: &mut Assembler, level| a.clock.next = Clock { clk: level };
@@ -537,7 +543,7 @@ mod tests {
 
     /// Runs one batch of `count` descriptors of queue 2 from slot 10, whose beats from
     /// `first_error` on come refused: (slot, first word) delivered, and the slots returned.
-    fn run_batch(count: u64, first_error: Option<u64>) -> (Vec<(u64, u64)>, Vec<(u64, u64, bool)>) {
+    fn run_batch(count: u64, first_error: Option<u64>) -> Delivered {
         let beats = (0..count * 4)
             .map(|beat| {
                 (
