@@ -5,7 +5,10 @@ use crate::error::DriverError;
 use crate::flags::{QueueStatus, Status};
 use crate::queue::QueuePair;
 use npmu_abi::program::{self, ContextSettings, ContextState, ProgramError, RegisterAccess};
-use npmu_abi::queue::{decode_completion_status, Descriptor, Opcode, MAX_QUEUE_ENTRIES};
+use npmu_abi::queue::{
+    decode_completion_status, descriptor_flags, inline_payload_slots, Descriptor, Opcode,
+    INLINE_MAX_BYTES, MAX_QUEUE_ENTRIES,
+};
 use npmu_abi::queue::{COMPLETION_BYTES, DESCRIPTOR_BYTES};
 use npmu_abi::registers::{self as reg, identity, queue_offset};
 use npmu_device::{Device, DmaDirection};
@@ -316,6 +319,7 @@ impl<D: Device> NpmuDevice<D> {
         self.check_alive()?;
         self.check_queue(queue)?;
         let descriptor = self.descriptor(operation)?;
+        let block_slots = self.capabilities.max_read_request_bytes / DESCRIPTOR_BYTES;
         let card = self.card.name();
         let pair =
             self.queues[usize::from(queue)]
@@ -324,7 +328,21 @@ impl<D: Device> NpmuDevice<D> {
                     card: card.to_owned(),
                     queue,
                 })?;
-        if pair.is_full() {
+        // A small WRITE goes inline, its bytes copied into the ring, where it comes in the
+        // descriptor's own fetch: one host round trip instead of two.
+        let inline_slots = 1 + inline_payload_slots(descriptor.length.get());
+        let inline = match operation {
+            Operation::Write(transfer)
+                if transfer.length <= u64::from(INLINE_MAX_BYTES)
+                    && pair.inline_fits(inline_slots, block_slots)
+                    && pair.has_room(inline_slots) =>
+            {
+                Some(transfer)
+            }
+            _ => None,
+        };
+        let slots = if inline.is_some() { inline_slots } else { 1 };
+        if !pair.has_room(slots) {
             return Err(DriverError::QueueFull {
                 card: self.name(),
                 queue,
@@ -332,11 +350,18 @@ impl<D: Device> NpmuDevice<D> {
         }
         let tag = self.next_tag;
         self.next_tag = self.next_tag.wrapping_add(1).max(1);
-        let descriptor = Descriptor {
+        let mut descriptor = Descriptor {
             tag: tag.into(),
             ..descriptor
         };
-        let doorbell = pair.push(&descriptor)?;
+        let mut payload = Vec::new();
+        if let Some(transfer) = inline {
+            payload.resize(transfer.length as usize, 0);
+            transfer.buffer.read(transfer.offset, &mut payload)?;
+            descriptor.flags = descriptor_flags::INLINE;
+            descriptor.host_address = 0.into();
+        }
+        let doorbell = pair.push(&descriptor, &payload)?;
         self.card
             .write_register(queue_offset(queue, reg::queue::SQ_TAIL), doorbell.into());
         Ok(Ticket { queue, tag })
@@ -360,7 +385,7 @@ impl<D: Device> NpmuDevice<D> {
             if let Some(completion) = pair.finished.remove(&ticket.tag) {
                 return self.outcome(queue, &completion);
             }
-            if !pair.outstanding.contains(&ticket.tag) {
+            if !pair.outstanding.contains_key(&ticket.tag) {
                 return Err(DriverError::UnknownTag {
                     card: self.name(),
                     queue,

@@ -8,7 +8,7 @@
 
 use crate::dma::{DmaBuffer, DmaError};
 use npmu_abi::queue::{Completion, Descriptor, COMPLETION_BYTES, DESCRIPTOR_BYTES};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{fence, Ordering};
 use zerocopy::{FromBytes, IntoBytes};
 
@@ -23,8 +23,8 @@ pub(crate) struct QueuePair {
     /// The next completion slot, and the phase it carries on this pass.
     completion_head: u32,
     phase: bool,
-    /// Tags submitted and not yet completed.
-    pub outstanding: HashSet<u32>,
+    /// Tags submitted and not yet completed, with the slot after each one's descriptor.
+    pub outstanding: HashMap<u32, u32>,
     /// Completions read and not yet asked for, by tag.
     pub finished: HashMap<u32, Completion>,
 }
@@ -39,24 +39,44 @@ impl QueuePair {
             submission_head: 0,
             completion_head: 0,
             phase: true,
-            outstanding: HashSet::new(),
+            outstanding: HashMap::new(),
             finished: HashMap::new(),
         }
     }
 
-    /// Whether one more descriptor fits: a ring keeps one slot empty to tell full from
-    /// empty.
-    pub fn is_full(&self) -> bool {
-        (self.tail + 1) % self.entries == self.submission_head
+    /// Whether `slots` more slots fit: a ring keeps one slot empty to tell full from empty.
+    pub fn has_room(&self, slots: u32) -> bool {
+        let used = (self.tail + self.entries - self.submission_head) % self.entries;
+        used + slots < self.entries
     }
 
-    /// Writes `descriptor` into the next slot; returns the doorbell value to ring.
-    pub fn push(&mut self, descriptor: &Descriptor) -> Result<u32, DmaError> {
-        let slot = u64::from(self.tail) * u64::from(DESCRIPTOR_BYTES);
-        self.submissions.write_words(slot, descriptor.as_bytes())?;
+    /// Whether an inline WRITE of `slots` slots (descriptor and payload) at the tail would
+    /// come in one fetch of the card, whose reads never cross a `block_slots` boundary of
+    /// the ring: it must not wrap the ring's end (the card refuses that) nor cross a block
+    /// (the card would then read the payload from the ring: a round trip more).
+    pub fn inline_fits(&self, slots: u32, block_slots: u32) -> bool {
+        let last = self.tail + slots - 1;
+        last < self.entries && self.tail / block_slots == last / block_slots
+    }
+
+    /// Writes `descriptor` into the next slot and `payload` (an inline WRITE's, padded
+    /// with zeros) into the slots after it; returns the doorbell value to ring, past them.
+    pub fn push(&mut self, descriptor: &Descriptor, payload: &[u8]) -> Result<u32, DmaError> {
+        let slot_bytes = DESCRIPTOR_BYTES as usize;
+        let mut image = descriptor.as_bytes().to_vec();
+        image.extend_from_slice(payload);
+        image.resize(image.len().div_ceil(slot_bytes) * slot_bytes, 0);
+        let slots = (image.len() / slot_bytes) as u32;
+        for (index, slot_image) in image.chunks_exact(slot_bytes).enumerate() {
+            let slot = (self.tail + index as u32) % self.entries;
+            let offset = u64::from(slot) * u64::from(DESCRIPTOR_BYTES);
+            self.submissions.write_words(offset, slot_image)?;
+        }
         fence(Ordering::Release);
-        self.tail = (self.tail + 1) % self.entries;
-        self.outstanding.insert(descriptor.tag.get());
+        let after_descriptor = (self.tail + 1) % self.entries;
+        self.tail = (self.tail + slots) % self.entries;
+        self.outstanding
+            .insert(descriptor.tag.get(), after_descriptor);
         Ok(self.tail)
     }
 
@@ -80,10 +100,13 @@ impl QueuePair {
             if self.completion_head == 0 {
                 self.phase = !self.phase;
             }
-            self.submission_head = u32::from(completion.submission_head.get()) % self.entries;
+            // Only up to the descriptor itself: its payload's last slots may not be fetched
+            // yet (when they ran past its fetch), though the completion's head is past them;
+            // the next completion frees them. So no slack is needed (SUBMISSION_SLACK_SLOTS).
             let tag = completion.tag.get();
-            if !self.outstanding.remove(&tag) {
-                tracing::warn!(tag, "a completion for a tag that was not outstanding");
+            match self.outstanding.remove(&tag) {
+                Some(after_descriptor) => self.submission_head = after_descriptor,
+                None => tracing::warn!(tag, "a completion for a tag that was not outstanding"),
             }
             self.finished.insert(tag, completion);
             reaped += 1;

@@ -105,7 +105,8 @@ fn a_dma_the_iommu_refuses_is_a_dma_fault() {
     device.create_queue(0, 4).unwrap();
     let buffer = device.allocate(4096, DmaDirection::ToDevice).unwrap();
     iommu.unmap(buffer.iova(), 4096).unwrap();
-    let write = transfer(key, BASE, &buffer, 64);
+    // Longer than an inline write, whose bytes the driver copies into the ring.
+    let write = transfer(key, BASE, &buffer, 128);
     let error = device.run(0, Operation::Write(write)).unwrap_err();
     assert_eq!(
         error.descriptor_error(),

@@ -165,15 +165,19 @@ fn queues_wrap_around_many_times() {
     let directory = tempfile::tempdir().unwrap();
     let mut device = open(directory.path(), DriverOptions::default());
     let key = program(&mut device, true, true, None);
+    // Longer than an inline write, so each takes one slot.
+    const SIZE: u64 = 128;
     device.create_queue(2, 4).unwrap();
     let mut buffer = device.allocate(4096, DmaDirection::Bidirectional).unwrap();
     for round in 0..12u64 {
-        buffer.write(0, &pattern(3 * 64, round as u8)).unwrap();
+        buffer
+            .write(0, &pattern(3 * SIZE as usize, round as u8))
+            .unwrap();
         let tickets: Vec<_> = (0..3u64)
             .map(|slot| {
                 let write = Transfer {
-                    offset: slot * 64,
-                    ..transfer(key, BASE + slot * 64, &buffer, 64)
+                    offset: slot * SIZE,
+                    ..transfer(key, BASE + slot * SIZE, &buffer, SIZE)
                 };
                 device.submit(2, Operation::Write(write)).unwrap()
             })
@@ -184,15 +188,19 @@ fn queues_wrap_around_many_times() {
             "{full}"
         );
         for ticket in tickets.into_iter().rev() {
-            assert_eq!(device.wait(ticket).unwrap(), 64);
+            assert_eq!(device.wait(ticket).unwrap() as u64, SIZE);
         }
         buffer.fill(0, 4096, 0).unwrap();
         device
-            .run(2, Operation::Read(transfer(key, BASE, &buffer, 3 * 64)))
+            .run(2, Operation::Read(transfer(key, BASE, &buffer, 3 * SIZE)))
             .unwrap();
-        let mut back = vec![0; 3 * 64];
+        let mut back = vec![0; 3 * SIZE as usize];
         buffer.read(0, &mut back).unwrap();
-        assert_eq!(back, pattern(3 * 64, round as u8), "round {round}");
+        assert_eq!(
+            back,
+            pattern(3 * SIZE as usize, round as u8),
+            "round {round}"
+        );
     }
 }
 

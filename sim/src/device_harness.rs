@@ -19,7 +19,9 @@ use crate::stall::Stall;
 use crate::verilated::VerilatedNetworkInterface;
 use crate::SimError;
 use npmu_abi::program::{self, QueueError, QueueSettings, RegisterAccess};
-use npmu_abi::queue::{Completion, Descriptor, HostWindow, COMPLETION_BYTES, DESCRIPTOR_BYTES};
+use npmu_abi::queue::{
+    Completion, Descriptor, HostWindow, COMPLETION_BYTES, DESCRIPTOR_BYTES, SUBMISSION_SLACK_SLOTS,
+};
 use npmu_abi::registers::{self as reg, queue_offset, status};
 use npmu_abi::Config;
 use npmu_model::{DmaDirection, HostMemory, Memory, NetworkInterface, SparseMemory};
@@ -119,6 +121,12 @@ pub enum SubmitError {
     NotSetUp(u16),
     #[error("queue {0}'s submission ring is full")]
     Full(u16),
+}
+
+/// Whether `slots` more fit in a submission ring of `entries` with `used` taken, keeping
+/// [`SUBMISSION_SLACK_SLOTS`] empty besides the one that tells full from empty.
+fn submission_room(used: u64, slots: u64, entries: u64) -> bool {
+    used + slots + u64::from(SUBMISSION_SLACK_SLOTS) < entries
 }
 
 /// What the driver knows of one queue pair.
@@ -386,20 +394,56 @@ impl<B: Backend<Inputs = Inputs, Outputs = Outputs>> DeviceHarness<B> {
 
     /// Writes a descriptor into the queue's next submission slot and rings the doorbell.
     pub fn submit(&mut self, queue: u16, descriptor: &Descriptor) -> Result<(), SubmitError> {
+        self.submit_inline(queue, descriptor, &[])
+    }
+
+    /// Writes a descriptor into the queue's next submission slot, `payload` (an inline
+    /// WRITE's) into the slots after it, and rings the doorbell past them all.
+    pub fn submit_inline(
+        &mut self,
+        queue: u16,
+        descriptor: &Descriptor,
+        payload: &[u8],
+    ) -> Result<(), SubmitError> {
+        let slots = 1 + payload.len().div_ceil(DESCRIPTOR_BYTES as usize) as u64;
+        self.submit_published(queue, descriptor, payload, slots)
+    }
+
+    /// As [`Self::submit_inline`], but the doorbell publishes only the first `published`
+    /// slots written (fewer is a host's mistake); the next submission publishes the rest.
+    /// Slots past the ring's end continue at its start.
+    pub fn submit_published(
+        &mut self,
+        queue: u16,
+        descriptor: &Descriptor,
+        payload: &[u8],
+        published: u64,
+    ) -> Result<(), SubmitError> {
         let ring = self.rings[usize::from(queue)]
             .as_mut()
             .ok_or(SubmitError::NotSetUp(queue))?;
         let entries = u64::from(ring.settings.submission_entries);
-        let next = (ring.tail + 1) % entries;
-        if next == ring.submission_head {
+        let mut slots = vec![descriptor.as_bytes().to_vec()];
+        slots.extend(payload.chunks(DESCRIPTOR_BYTES as usize).map(|chunk| {
+            let mut slot = chunk.to_vec();
+            slot.resize(DESCRIPTOR_BYTES as usize, 0);
+            slot
+        }));
+        let used = (ring.tail + entries - ring.submission_head) % entries;
+        if !submission_room(used, slots.len() as u64, entries) {
             return Err(SubmitError::Full(queue));
         }
-        let slot = ring.settings.submission_base + ring.tail * u64::from(DESCRIPTOR_BYTES);
-        ring.tail = next;
+        let first = ring.tail;
+        let base = ring.settings.submission_base;
+        ring.tail = (first + slots.len() as u64) % entries;
         ring.outstanding += 1;
-        self.write_host(slot, descriptor.as_bytes());
+        let doorbell = (first + published) % entries;
+        for (index, slot) in slots.iter().enumerate() {
+            let number = (first + index as u64) % entries;
+            self.write_host(base + number * u64::from(DESCRIPTOR_BYTES), slot);
+        }
         self.mmio
-            .write(queue_offset(queue, reg::queue::SQ_TAIL), next);
+            .write(queue_offset(queue, reg::queue::SQ_TAIL), doorbell);
         Ok(())
     }
 

@@ -3,7 +3,9 @@
 //! persistent-memory pages, with holes), a host-memory window holding its rings and buffers
 //! and nothing of the other queues', and descriptors that mostly pass and sometimes break
 //! each rule, host buffers across either edge of the window or in another queue's among
-//! them. Queues never touch each other's bytes, and writes take their data from
+//! them, and small WRITEs inline half the time (some breaking inline's own rules: too long,
+//! with a host address, wrapping the ring's end). Queues never touch each other's bytes,
+//! and writes take their data from
 //! a buffer reads never fill (a driver reuses a buffer only once its descriptor completed),
 //! so the golden model, which runs each queue's descriptors at its doorbell, sees what the
 //! NI sees.
@@ -12,7 +14,10 @@ use crate::backend::Backend;
 use crate::device_harness::DeviceHarness;
 use crate::ports::network_interface::{Inputs, Outputs};
 use npmu_abi::program::{self, ContextSettings, QueueSettings, RegisterAccess};
-use npmu_abi::queue::{decode_completion_status, Descriptor, HostWindow, Opcode};
+use npmu_abi::queue::{
+    decode_completion_status, descriptor_flags, Descriptor, HostWindow, Opcode, DESCRIPTOR_BYTES,
+    INLINE_MAX_BYTES,
+};
 use npmu_abi::registers::{self as reg, Group};
 use npmu_abi::Config;
 use npmu_model::DmaDirection;
@@ -155,8 +160,37 @@ impl DeviceTraffic {
         &mut self.random
     }
 
-    /// A descriptor for `queue`: mostly transfers that pass, some of every kind of failure.
-    pub fn descriptor(&mut self, queue: u16) -> Descriptor {
+    /// A descriptor for `queue`, with the inline payload the slots after it hold: mostly
+    /// transfers that pass, some of every kind of failure; a small WRITE is inline half the
+    /// time.
+    pub fn submission(&mut self, queue: u16) -> (Descriptor, Vec<u8>) {
+        let mut descriptor = self.descriptor(queue);
+        let random = &mut self.random;
+        let plain_write = descriptor.opcode == Opcode::Write as u8 && descriptor.flags == 0;
+        let length = descriptor.length.get();
+        match random.gen_range(0..100) {
+            0..=49 if plain_write && length <= INLINE_MAX_BYTES => {
+                descriptor.flags = descriptor_flags::INLINE;
+                descriptor.host_address = 0.into();
+            }
+            // Too long to be inline; with a host address as well.
+            50..=51 if plain_write && length > INLINE_MAX_BYTES => {
+                descriptor.flags = descriptor_flags::INLINE;
+                descriptor.host_address = 0.into();
+            }
+            52 if plain_write => descriptor.flags = descriptor_flags::INLINE,
+            _ => {}
+        }
+        // Whatever the descriptor, the slots it owns hold a payload (a host that wrote
+        // fewer would lose its next descriptors to them, on the NI and the model alike).
+        let payload = (0..descriptor.payload_slots() * DESCRIPTOR_BYTES)
+            .map(|_| random.gen())
+            .collect();
+        (descriptor, payload)
+    }
+
+    /// A descriptor for `queue` that is no inline WRITE.
+    fn descriptor(&mut self, queue: u16) -> Descriptor {
         let random = &mut self.random;
         let layout = &self.queues[usize::from(queue)];
         let tag: u32 = random.gen();
@@ -213,7 +247,7 @@ impl DeviceTraffic {
         };
         match kind {
             5..=6 => descriptor.key = (context.key ^ 0x100).into(),
-            7 => descriptor.flags = 1,
+            7 => descriptor.flags = 1 << random.gen_range(1..8),
             8 => descriptor.opcode = random.gen_range(4..=255),
             9 => descriptor.length = 0.into(),
             10 => descriptor.length = (self.config.max_request_bytes + 1).into(),
@@ -268,8 +302,8 @@ impl DeviceTraffic {
         while statuses.values().sum::<usize>() < descriptors {
             for queue in 0..self.config.queues as u16 {
                 for _ in 0..self.random.gen_range(0..24) {
-                    let descriptor = self.descriptor(queue);
-                    if device.submit(queue, &descriptor).is_err() {
+                    let (descriptor, payload) = self.submission(queue);
+                    if device.submit_inline(queue, &descriptor, &payload).is_err() {
                         break;
                     }
                 }

@@ -156,9 +156,28 @@ impl Monitor {
             };
             let mut bytes = vec![0u8; length as usize];
             contents(address, &mut bytes);
-            for chunk in bytes.chunks_exact(DESCRIPTOR_BYTES as usize) {
+            // Slots that are an inline payload, not descriptors, are passed over; a payload
+            // is the host buffer of its WRITE, read from the ring when it ran past the fetch.
+            // (A fetch starting with the rest of an earlier fetch's payload reads that as
+            // descriptors: that can only widen what is explained.)
+            let mut payload_left = 0;
+            let slot_bytes = DESCRIPTOR_BYTES as usize;
+            for (index, chunk) in bytes.chunks_exact(slot_bytes).enumerate() {
+                if payload_left > 0 {
+                    payload_left -= 1;
+                    continue;
+                }
                 let descriptor = Descriptor::read_from_bytes(chunk).expect("32 bytes");
-                if let Some((iova, bytes)) = descriptor.host_buffer() {
+                payload_left = descriptor.payload_slots();
+                let slot_address = address + (index * slot_bytes) as u64;
+                let buffer = match descriptor.payload_slots() {
+                    0 => descriptor.host_buffer(),
+                    _ => Some((
+                        slot_address + u64::from(DESCRIPTOR_BYTES),
+                        u64::from(descriptor.length.get()),
+                    )),
+                };
+                if let Some((iova, bytes)) = buffer {
                     let reads = descriptor.opcode == Opcode::Write as u8;
                     let buffers = &mut self.fetched_buffers[usize::from(owner)];
                     if buffers.len() == REMEMBERED_BUFFERS {

@@ -49,7 +49,9 @@ fn a_hundred_thousand_random_descriptors_match_the_golden_model() {
         statuses[&0] > 60_000,
         "most descriptors should pass: {statuses:?}"
     );
-    for status in [1, 2, 3, 4, 5, 6, 7, 16, 17, 18] {
+    // Every outcome random traffic can reach (an unpublished inline payload only a host
+    // racing its own doorbell can, which the model cannot follow: see device_inline).
+    for status in [1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20] {
         assert!(
             statuses.contains_key(&status),
             "no descriptor ended with status {status}"

@@ -7,7 +7,7 @@ mod common;
 use common::device::*;
 use npmu_abi::field::Field;
 use npmu_abi::program::{QueueError, QueueSettings, RegisterAccess};
-use npmu_abi::queue::{Opcode, COMPLETION_BYTES};
+use npmu_abi::queue::{Opcode, COMPLETION_BYTES, SUBMISSION_SLACK_SLOTS};
 use npmu_abi::registers::{queue, queue_control, queue_offset, queue_status, Register};
 use npmu_abi::Config;
 use npmu_model::DmaDirection;
@@ -227,7 +227,8 @@ fn a_disabled_queue_refuses_doorbells_and_starts_afresh_when_enabled() {
     let settings = ring_settings(QUEUE, 8);
     device.set_up_queue(QUEUE, &settings).unwrap();
     // Twelve descriptors: the pointers stand mid-ring, on the pass whose phase is 0.
-    let nops: Vec<_> = (0..6).map(|tag| without_data(Opcode::Nop, tag)).collect();
+    let nops: Vec<_> = (0..4).map(|tag| without_data(Opcode::Nop, tag)).collect();
+    run(&mut device, QUEUE, &nops);
     run(&mut device, QUEUE, &nops);
     let second_pass = run(&mut device, QUEUE, &nops);
     assert_eq!(second_pass.last().unwrap().phase, 0);
@@ -258,7 +259,8 @@ fn a_disabled_queue_refuses_doorbells_and_starts_afresh_when_enabled() {
     let completions = run(
         &mut device,
         QUEUE,
-        &(0..7)
+        // As many as the ring holds, its empty slot and slack aside.
+        &(0..8 - 1 - SUBMISSION_SLACK_SLOTS)
             .map(|tag| without_data(Opcode::Nop, tag))
             .collect::<Vec<_>>(),
     );

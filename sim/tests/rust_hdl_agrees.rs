@@ -78,8 +78,8 @@ fn run_device<
     let mut done = 0;
     while done < 80 {
         for queue in 0..Config::ICE40.queues as u16 {
-            let descriptor = traffic.descriptor(queue);
-            device.submit(queue, &descriptor).unwrap();
+            let (descriptor, payload) = traffic.submission(queue);
+            device.submit_inline(queue, &descriptor, &payload).unwrap();
         }
         device.run_until_idle();
         let finished = device.take_completions();

@@ -65,13 +65,18 @@ pub fn figures(bytes: u64, host_latency: u64) -> Vec<Value> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    let latency = write_latency(&config, host_latency);
-    figures.push(
-        json!({"name": "write_latency_cycles", "value": latency, "unit": "cycles",
-        "config": config.name, "size": 64, "host_latency": host_latency,
-        "from": "doorbell taken", "to": "completion written",
-        "host_round_trips": 2, "beyond_host_latency": latency - 2 * host_latency}),
-    );
+    for inline in [false, true] {
+        let latency = write_latency(&config, host_latency, inline);
+        // An inline payload comes with the descriptor's fetch: one round trip.
+        let round_trips = if inline { 1 } else { 2 };
+        figures.push(
+            json!({"name": "write_latency_cycles", "value": latency, "unit": "cycles",
+            "config": config.name, "size": 64, "inline": inline, "host_latency": host_latency,
+            "from": "doorbell taken", "to": "completion written",
+            "host_round_trips": round_trips,
+            "beyond_host_latency": latency - round_trips * host_latency}),
+        );
+    }
     figures
 }
 
@@ -197,12 +202,19 @@ fn throughput(
 }
 
 /// Clocks from the NI taking the doorbell of one 64-byte write, on an idle NI, to its
-/// completion landing in host memory.
-fn write_latency(config: &Config, host_latency: u64) -> u64 {
+/// completion landing in host memory; `inline`, with its payload in the submission ring.
+fn write_latency(config: &Config, host_latency: u64, inline: bool) -> u64 {
     let (mut device, keys) = device(config, host_latency, 1);
-    device
-        .submit(0, &transfer(Opcode::Write, 0, keys[0], 64, 0, config))
-        .expect("an empty ring");
+    let buffered = transfer(Opcode::Write, 0, keys[0], 64, 0, config);
+    if inline {
+        let descriptor =
+            Descriptor::inline_write(0, keys[0], buffered.address.get(), 64, buffered.tag.get());
+        device
+            .submit_inline(0, &descriptor, &[0x5a; 64])
+            .expect("an empty ring");
+    } else {
+        device.submit(0, &buffered).expect("an empty ring");
+    }
     device.run_until_idle();
     let completion = device.take_completions()[0];
     assert_eq!(completion.entry.status, 0);

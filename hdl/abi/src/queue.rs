@@ -14,7 +14,8 @@ use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 pub enum Opcode {
     /// Completes at once, in order.
     Nop = 0,
-    /// Host memory at `host_address` into persistent memory at the network address.
+    /// Host memory at `host_address` into persistent memory at the network address; with
+    /// [`descriptor_flags::INLINE`], the bytes in the submission slots after the descriptor.
     Write = 1,
     /// Persistent memory at the network address into host memory at `host_address`.
     Read = 2,
@@ -39,13 +40,13 @@ impl Opcode {
 #[repr(C)]
 pub struct Descriptor {
     pub opcode: u8,
-    /// Reserved: must be zero.
+    /// [`descriptor_flags`]; every other bit is reserved and must be zero.
     pub flags: u8,
     pub context: U16,
     pub key: U32,
     /// Network virtual address in the context.
     pub address: U64,
-    /// IOVA of the host buffer.
+    /// IOVA of the host buffer; zero for an inline WRITE, which has none.
     pub host_address: U64,
     pub length: U32,
     /// Returned in the completion.
@@ -85,6 +86,30 @@ pub const DESCRIPTOR_BITS: usize = 8 * DESCRIPTOR_BYTES as usize;
 pub const COMPLETION_BITS: usize = 8 * COMPLETION_BYTES as usize;
 /// Largest submission or completion ring, in entries.
 pub const MAX_QUEUE_ENTRIES: u32 = 4096;
+/// Longest payload an inline WRITE carries in the submission ring.
+pub const INLINE_MAX_BYTES: u32 = 64;
+/// Submission slots the longest inline payload occupies after its descriptor.
+pub const INLINE_MAX_PAYLOAD_SLOTS: u32 = INLINE_MAX_BYTES / DESCRIPTOR_BYTES;
+const _: () = assert!(INLINE_MAX_BYTES % DESCRIPTOR_BYTES == 0);
+/// Submission slots a host keeps empty besides the one that tells a full ring from an empty
+/// one. A completion's submission head points past its descriptor's payload even when the
+/// payload ran past the descriptor's fetch and its last slots are fetched (and passed over)
+/// only with the queue's next batch; a host filling the ring to within those slots would
+/// lap the NI's head.
+pub const SUBMISSION_SLACK_SLOTS: u32 = INLINE_MAX_PAYLOAD_SLOTS;
+
+/// The bits of a descriptor's `flags`.
+pub mod descriptor_flags {
+    /// A WRITE whose payload (1 to [`super::INLINE_MAX_BYTES`] bytes) fills the next
+    /// `ceil(length / 32)` submission slots instead of a host buffer, so it arrives with the
+    /// descriptor's own fetch: one host round trip instead of two. The payload must not
+    /// wrap the ring's end, and must be published with the descriptor (the submission tail
+    /// past it). Its slots belong to the descriptor whatever its status: the NI never reads
+    /// them as descriptors, and the completion's submission head points past them.
+    pub const INLINE: u8 = 1;
+    /// The flag bits any descriptor may set.
+    pub const DEFINED: u8 = INLINE;
+}
 
 /// Bit position of a field in a descriptor or completion seen as one little-endian word.
 pub const fn bit(byte_offset: usize) -> usize {
@@ -156,6 +181,17 @@ pub enum DescriptorError {
     /// Checked after [`DescriptorError::Malformed`]; the descriptor moved nothing.
     #[error("the host buffer is not wholly inside the queue's host-memory window")]
     OutsideWindow,
+    /// An inline WRITE longer than [`INLINE_MAX_BYTES`]; it occupies its slot alone.
+    #[error("inline write longer than {INLINE_MAX_BYTES} bytes")]
+    InlineTooLong,
+    /// An inline WRITE whose payload would run past the submission ring's last slot: a
+    /// payload never wraps to the ring's start.
+    #[error("inline payload would wrap past the submission ring's end")]
+    InlineWrapsRing,
+    /// An inline WRITE whose payload slots were not all published (below the submission
+    /// tail) when the NI fetched the descriptor.
+    #[error("inline payload past the submission tail the host published")]
+    InlinePastTail,
 }
 
 impl DescriptorError {
@@ -165,6 +201,21 @@ impl DescriptorError {
     /// [`crate::registers::REQUEST_COUNTS`] counter: those count the protection core's
     /// answers, and such a descriptor never reaches the core.
     pub const OUTSIDE_WINDOW_CODE: u8 = 18;
+    /// Like [`Self::OUTSIDE_WINDOW_CODE`], counted in no counter; checked in this order,
+    /// after [`Self::MALFORMED_CODE`].
+    pub const INLINE_TOO_LONG_CODE: u8 = 19;
+    pub const INLINE_WRAPS_RING_CODE: u8 = 20;
+    pub const INLINE_PAST_TAIL_CODE: u8 = 21;
+
+    /// Every error but the AVT's faults.
+    pub const ENGINE_ERRORS: [DescriptorError; 6] = [
+        DescriptorError::Dma,
+        DescriptorError::Malformed,
+        DescriptorError::OutsideWindow,
+        DescriptorError::InlineTooLong,
+        DescriptorError::InlineWrapsRing,
+        DescriptorError::InlinePastTail,
+    ];
 
     pub fn code(self) -> u8 {
         match self {
@@ -172,6 +223,9 @@ impl DescriptorError {
             DescriptorError::Dma => Self::DMA_CODE,
             DescriptorError::Malformed => Self::MALFORMED_CODE,
             DescriptorError::OutsideWindow => Self::OUTSIDE_WINDOW_CODE,
+            DescriptorError::InlineTooLong => Self::INLINE_TOO_LONG_CODE,
+            DescriptorError::InlineWrapsRing => Self::INLINE_WRAPS_RING_CODE,
+            DescriptorError::InlinePastTail => Self::INLINE_PAST_TAIL_CODE,
         }
     }
 }
@@ -185,20 +239,62 @@ pub fn encode_completion_status(status: Result<(), DescriptorError>) -> u8 {
 pub fn decode_completion_status(code: u8) -> Option<Result<(), DescriptorError>> {
     match code {
         0 => Some(Ok(())),
-        DescriptorError::DMA_CODE => Some(Err(DescriptorError::Dma)),
-        DescriptorError::MALFORMED_CODE => Some(Err(DescriptorError::Malformed)),
-        DescriptorError::OUTSIDE_WINDOW_CODE => Some(Err(DescriptorError::OutsideWindow)),
-        code => Fault::from_code(code)
-            .ok()
-            .map(|fault| Err(DescriptorError::Avt(fault))),
+        code => DescriptorError::ENGINE_ERRORS
+            .into_iter()
+            .find(|error| error.code() == code)
+            .or_else(|| Fault::from_code(code).ok().map(DescriptorError::Avt))
+            .map(Err),
     }
 }
 
+/// Submission slots an inline payload of `length` bytes fills.
+pub const fn inline_payload_slots(length: u32) -> u32 {
+    length.div_ceil(DESCRIPTOR_BYTES)
+}
+
 impl Descriptor {
-    /// The host buffer a WRITE or READ names, as (IOVA, bytes); `None` for NOP and FLUSH and
-    /// unknown opcodes.
+    /// A WRITE of `length` bytes whose payload follows it in the submission ring.
+    pub fn inline_write(context: u16, key: u32, address: u64, length: u32, tag: u32) -> Self {
+        Descriptor {
+            opcode: Opcode::Write as u8,
+            flags: descriptor_flags::INLINE,
+            context: context.into(),
+            key: key.into(),
+            address: address.into(),
+            length: length.into(),
+            tag: tag.into(),
+            ..Descriptor::default()
+        }
+    }
+
+    /// Whether the INLINE flag is set (on any opcode).
+    pub fn is_inline(&self) -> bool {
+        self.flags & descriptor_flags::INLINE != 0
+    }
+
+    /// Submission slots after this descriptor that belong to it: an inline WRITE's payload,
+    /// when its length is 1 to [`INLINE_MAX_BYTES`]; 0 for every other descriptor,
+    /// malformed ones with an inline shape included.
+    pub fn payload_slots(&self) -> u32 {
+        let length = self.length.get();
+        let inline_write = self.is_inline() && self.opcode == Opcode::Write as u8;
+        if inline_write && length != 0 && length <= INLINE_MAX_BYTES {
+            inline_payload_slots(length)
+        } else {
+            0
+        }
+    }
+
+    /// Submission slots the descriptor occupies: itself and its payload.
+    pub fn slots(&self) -> u32 {
+        1 + self.payload_slots()
+    }
+
+    /// The host buffer a WRITE or READ names, as (IOVA, bytes); `None` for NOP and FLUSH,
+    /// unknown opcodes and inline WRITEs.
     pub fn host_buffer(&self) -> Option<(u64, u64)> {
         match Opcode::from_code(self.opcode)? {
+            Opcode::Write if self.is_inline() => None,
             Opcode::Write | Opcode::Read => {
                 Some((self.host_address.get(), u64::from(self.length.get())))
             }
@@ -207,12 +303,17 @@ impl Descriptor {
     }
 
     /// Whether this descriptor is malformed for an NI whose longest request is
-    /// `max_request_bytes`.
+    /// `max_request_bytes`. An inline WRITE too long to be one is not malformed but
+    /// [`DescriptorError::InlineTooLong`].
     pub fn malformed(&self, max_request_bytes: u32) -> bool {
         let length = self.length.get();
         match Opcode::from_code(self.opcode) {
             None => true,
-            Some(_) if self.flags != 0 => true,
+            Some(_) if self.flags & !descriptor_flags::DEFINED != 0 => true,
+            Some(Opcode::Write) if self.is_inline() => {
+                length == 0 || length > max_request_bytes || self.host_address.get() != 0
+            }
+            Some(_) if self.is_inline() => true,
             // Overflow safe: the host buffer's last byte, not its end, must fit below 2^64.
             Some(Opcode::Write | Opcode::Read) => {
                 length == 0
@@ -240,12 +341,9 @@ mod tests {
             let error = DescriptorError::Avt(fault);
             assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
         }
-        for error in [
-            DescriptorError::Dma,
-            DescriptorError::Malformed,
-            DescriptorError::OutsideWindow,
-        ] {
+        for error in DescriptorError::ENGINE_ERRORS {
             assert_eq!(decode_completion_status(error.code()), Some(Err(error)));
+            assert!(Fault::from_code(error.code()).is_err(), "{error:?}");
         }
         assert_eq!(decode_completion_status(0), Some(Ok(())));
         assert_eq!(decode_completion_status(12), None);
@@ -303,7 +401,7 @@ mod tests {
             ..write
         }
         .malformed(64));
-        assert!(Descriptor { flags: 1, ..write }.malformed(64));
+        assert!(Descriptor { flags: 2, ..write }.malformed(64));
         let last_bytes = Descriptor {
             host_address: (u64::MAX - 7).into(),
             ..write
@@ -322,5 +420,49 @@ mod tests {
             ..nop
         }
         .malformed(64));
+    }
+
+    #[test]
+    fn inline_writes_own_their_payload_slots_and_follow_their_own_rules() {
+        let inline = Descriptor::inline_write(1, 2, 0x40, 33, 9);
+        assert_eq!((inline.payload_slots(), inline.slots()), (2, 3));
+        assert_eq!(inline.host_buffer(), None);
+        assert!(!inline.malformed(1 << 20));
+        let longest = Descriptor {
+            length: INLINE_MAX_BYTES.into(),
+            ..inline
+        };
+        assert_eq!(longest.payload_slots(), INLINE_MAX_PAYLOAD_SLOTS);
+        let too_long = Descriptor {
+            length: (INLINE_MAX_BYTES + 1).into(),
+            ..inline
+        };
+        assert_eq!(too_long.slots(), 1, "a too-long payload claims no slots");
+        assert!(
+            !too_long.malformed(1 << 20),
+            "refused as too long, not malformed"
+        );
+        assert!(Descriptor {
+            host_address: 8.into(),
+            ..inline
+        }
+        .malformed(1 << 20));
+        assert!(Descriptor {
+            length: 0.into(),
+            ..inline
+        }
+        .malformed(1 << 20));
+        let reserved = Descriptor {
+            flags: descriptor_flags::INLINE | 2,
+            ..inline
+        };
+        assert!(reserved.malformed(1 << 20));
+        assert_eq!(reserved.slots(), 3, "its payload is still its own");
+        let inline_read = Descriptor {
+            opcode: Opcode::Read as u8,
+            ..inline
+        };
+        assert!(inline_read.malformed(1 << 20));
+        assert_eq!(inline_read.slots(), 1);
     }
 }

@@ -6,7 +6,7 @@ use crate::host::HostDma;
 use crate::{Memory, NetworkInterface};
 use npmu_abi::queue::{
     encode_completion_status, Completion, Descriptor, DescriptorError, HostWindow, Opcode,
-    COMPLETION_BYTES, DESCRIPTOR_BYTES,
+    COMPLETION_BYTES, DESCRIPTOR_BYTES, INLINE_MAX_BYTES,
 };
 use npmu_abi::registers::{queue, queue_control, queue_status, Register};
 use npmu_abi::{Operation, Request, HOST_PAGE_BYTES};
@@ -30,6 +30,9 @@ pub(crate) struct QueueState {
     errors: u64,
     /// Where every DMA of the queue must lie; empty after reset.
     window: HostWindow,
+    /// Slots of an inline payload still to pass over, past the tail the host had published
+    /// when its descriptor ran: they are never read as descriptors.
+    payload_slots_due: u64,
 }
 
 impl QueueState {
@@ -53,6 +56,11 @@ impl QueueState {
             && self
                 .window
                 .holds(self.cq_base, self.cq_entries * u64::from(COMPLETION_BYTES))
+    }
+
+    /// Slots from the head up to the tail the host published.
+    fn published(&self) -> u64 {
+        self.sq_tail.wrapping_sub(self.sq_head) & (self.sq_entries - 1)
     }
 
     fn completions_pending(&self) -> u64 {
@@ -128,6 +136,7 @@ impl QueueState {
                         ..*self
                     };
                     (self.sq_head, self.sq_tail, self.cq_head, self.cq_tail) = (0, 0, 0, 0);
+                    self.payload_slots_due = 0;
                     self.errors = 0;
                     if !self.configuration_valid() {
                         self.errors |= queue_status::CONFIG_ERROR.mask();
@@ -140,6 +149,16 @@ impl QueueState {
             _ => {}
         }
     }
+}
+
+/// Where an inline WRITE's payload lies in its submission ring, and whether it breaks the
+/// ring's rules.
+struct InlinePayload {
+    address: u64,
+    /// It would run past the ring's last slot.
+    wraps: bool,
+    /// It runs past the tail the host published.
+    unpublished: bool,
 }
 
 impl<M: Memory> NetworkInterface<M> {
@@ -157,7 +176,18 @@ impl<M: Memory> NetworkInterface<M> {
         let mut landed = 0;
         loop {
             let state = self.state.queues[index];
-            if !state.running() || state.sq_head == state.sq_tail || state.completion_room() == 0 {
+            if !state.running() || state.sq_head == state.sq_tail {
+                return landed;
+            }
+            let mask = state.sq_entries - 1;
+            if state.payload_slots_due != 0 {
+                let passed = state.payload_slots_due.min(state.published());
+                let queue = &mut self.state.queues[index];
+                queue.sq_head = (state.sq_head + passed) & mask;
+                queue.payload_slots_due -= passed;
+                continue;
+            }
+            if state.completion_room() == 0 {
                 return landed;
             }
             let mut bytes = [0u8; DESCRIPTOR_BYTES as usize];
@@ -167,9 +197,19 @@ impl<M: Memory> NetworkInterface<M> {
                 return landed;
             }
             let descriptor = Descriptor::read_from_bytes(&bytes).expect("32 bytes");
-            let sq_head = (state.sq_head + 1) & (state.sq_entries - 1);
-            self.state.queues[index].sq_head = sq_head;
-            let (status, bytes_done) = self.execute_descriptor(index as u16, &descriptor, host);
+            // The descriptor's slots, as far as published; the rest are passed over later.
+            let slots = u64::from(descriptor.slots());
+            let taken = slots.min(state.published());
+            let sq_head = (state.sq_head + slots) & mask;
+            self.state.queues[index].sq_head = (state.sq_head + taken) & mask;
+            self.state.queues[index].payload_slots_due = slots - taken;
+            let payload = InlinePayload {
+                address: slot + u64::from(DESCRIPTOR_BYTES),
+                wraps: state.sq_head + slots > state.sq_entries,
+                unpublished: slots > state.published(),
+            };
+            let (status, bytes_done) =
+                self.execute_queued_descriptor(index as u16, &descriptor, &payload, host);
             let completion = Completion {
                 tag: descriptor.tag,
                 status: encode_completion_status(status),
@@ -193,15 +233,42 @@ impl<M: Memory> NetworkInterface<M> {
         }
     }
 
-    /// Runs one descriptor from `queue`; returns its status and the bytes it moved.
+    /// Runs one descriptor from `queue` that is no inline WRITE; returns its status and the
+    /// bytes it moved.
     pub fn execute_descriptor<H: HostDma>(
         &mut self,
         queue: u16,
         descriptor: &Descriptor,
         host: &mut H,
     ) -> (Result<(), DescriptorError>, u32) {
+        let no_payload = InlinePayload {
+            address: 0,
+            wraps: false,
+            unpublished: false,
+        };
+        self.execute_queued_descriptor(queue, descriptor, &no_payload, host)
+    }
+
+    /// Runs one descriptor from `queue`, an inline WRITE's payload where `payload` says.
+    fn execute_queued_descriptor<H: HostDma>(
+        &mut self,
+        queue: u16,
+        descriptor: &Descriptor,
+        payload: &InlinePayload,
+        host: &mut H,
+    ) -> (Result<(), DescriptorError>, u32) {
         if descriptor.malformed(self.config.max_request_bytes) {
             return (Err(DescriptorError::Malformed), 0);
+        }
+        let inline = descriptor.is_inline();
+        if inline && descriptor.length.get() > INLINE_MAX_BYTES {
+            return (Err(DescriptorError::InlineTooLong), 0);
+        }
+        if inline && payload.wraps {
+            return (Err(DescriptorError::InlineWrapsRing), 0);
+        }
+        if inline && payload.unpublished {
+            return (Err(DescriptorError::InlinePastTail), 0);
         }
         let window = self.state.queues[usize::from(queue)].window;
         if let Some((address, length)) = descriptor.host_buffer() {
@@ -222,7 +289,12 @@ impl<M: Memory> NetworkInterface<M> {
             address: descriptor.address.get(),
             length: descriptor.length.get(),
         };
-        let iova = descriptor.host_address.get();
+        // An inline payload is read from the ring, which lies inside the window.
+        let iova = if inline {
+            payload.address
+        } else {
+            descriptor.host_address.get()
+        };
         let length = u64::from(request.length);
         // The bytes before the first page the IOMMU refuses; the NI moves only those.
         let reachable = match operation {

@@ -1,18 +1,24 @@
 //! The issuer: checks each descriptor and sets its work going, in order.
 //!
-//! A malformed descriptor (unknown opcode, reserved bits set, a transfer of zero bytes or
-//! more than the longest request, a host buffer wrapping past 2^64, a NOP or FLUSH with
-//! fields set) goes straight to
-//! retirement with its status, as does a WRITE or READ whose host buffer is not wholly
-//! inside its queue's host-memory window (checked after the malformed rules), and NOP and
-//! FLUSH. A WRITE queues its request for the
+//! A malformed descriptor (unknown opcode, reserved bits set, INLINE on anything but a
+//! WRITE, a transfer of zero bytes or more than the longest request, a host buffer wrapping
+//! past 2^64, an inline WRITE with a host address, a NOP or FLUSH with fields set) goes
+//! straight to retirement with its status, as do, in this order, an inline WRITE longer
+//! than the inline limit, one whose payload would wrap the ring's end, one whose payload
+//! was not all published, a WRITE or READ whose host buffer is not wholly inside its
+//! queue's host-memory window, and NOP and FLUSH. A WRITE queues its request for the
 //! protection core, a plan for the write stream, and the DMA reads of its host buffer (each
-//! inside one read-request-sized aligned block, so none crosses a 4 KiB page). A READ
-//! queues its request. Every descriptor leaves a retirement record behind it.
+//! inside one read-request-sized aligned block, so none crosses a 4 KiB page); an inline
+//! WRITE's host buffer is its payload in the ring, read only when the payload did not come
+//! whole with the descriptor's batch (the assembler passes it on otherwise). A READ queues
+//! its request. Every descriptor leaves a retirement record behind it.
 
 use crate::constants::constant;
+use crate::engine::assembler::PayloadPlace;
 use crate::fifo::Fifo;
-use npmu_abi::queue::{descriptor_bits, DescriptorError, Opcode, DESCRIPTOR_BITS};
+use npmu_abi::queue::{
+    descriptor_bits, descriptor_flags, DescriptorError, Opcode, DESCRIPTOR_BITS, INLINE_MAX_BYTES,
+};
 use npmu_abi::{
     Config, ADDRESS_BITS, CONTEXT_ID_BITS, DMA_LENGTH_BITS, INITIATOR_BITS, KEY_BITS, LENGTH_BITS,
 };
@@ -32,6 +38,8 @@ pub struct CoreRequest {
 /// How a WRITE's bytes move from host lanes to network lanes.
 #[derive(Copy, Clone, Debug, Default, PartialEq, LogicStruct)]
 pub struct WritePlan {
+    /// The data comes from the assembler (an inline payload) instead of the DMA reader.
+    pub payload_here: bool,
     pub host_lane: Bits<4>,
     pub network_lane: Bits<4>,
     pub length: Bits<LENGTH_BITS>,
@@ -70,6 +78,9 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     pub descriptor: Signal<In, Bits<DESCRIPTOR_BITS>>,
     pub descriptor_queue: Signal<In, Bits<4>>,
     pub descriptor_slot: Signal<In, Bits<16>>,
+    pub descriptor_payload: Signal<In, PayloadPlace>,
+    /// The descriptor's payload comes from the assembler, after it.
+    pub payload_wanted: Signal<Out, bool>,
     /// The host-memory window of `descriptor_queue`.
     pub window_base: Signal<In, Bits<64>>,
     pub window_bytes: Signal<In, Bits<64>>,
@@ -106,6 +117,16 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     is_write: Signal<Local, bool>,
     is_read: Signal<Local, bool>,
     is_nop_or_flush: Signal<Local, bool>,
+    flags: Signal<Local, Bits<8>>,
+    is_inline: Signal<Local, bool>,
+    inline_write: Signal<Local, bool>,
+    inline_too_long: Signal<Local, bool>,
+    inline_wraps: Signal<Local, bool>,
+    inline_unpublished: Signal<Local, bool>,
+    /// An inline WRITE going ahead with its payload from the assembler.
+    payload_here: Signal<Local, bool>,
+    /// Where a WRITE's or READ's host bytes are: its host buffer, or its inline payload.
+    source_address: Signal<Local, Bits<64>>,
     malformed: Signal<Local, bool>,
     outside_window: Signal<Local, bool>,
     /// Malformed or outside the window: completes at once, moving nothing.
@@ -132,6 +153,12 @@ pub struct Issuer<const DATA_BITS: usize, const DEPTH_BITS: usize> {
     flush_opcode: Constant<Bits<8>>,
     malformed_status: Constant<Bits<8>>,
     outside_window_status: Constant<Bits<8>>,
+    inline_too_long_status: Constant<Bits<8>>,
+    inline_wraps_status: Constant<Bits<8>>,
+    inline_past_tail_status: Constant<Bits<8>>,
+    inline_flag: Constant<Bits<8>>,
+    undefined_flags: Constant<Bits<8>>,
+    inline_max: Constant<Bits<32>>,
     max_request_bytes: Constant<Bits<32>>,
     block_bytes: Constant<Bits<32>>,
     block_mask: Constant<Bits<32>>,
@@ -159,6 +186,8 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             descriptor: Default::default(),
             descriptor_queue: Default::default(),
             descriptor_slot: Default::default(),
+            descriptor_payload: Default::default(),
+            payload_wanted: Default::default(),
             window_base: Default::default(),
             window_bytes: Default::default(),
             read_valid: Default::default(),
@@ -187,6 +216,14 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             is_write: Default::default(),
             is_read: Default::default(),
             is_nop_or_flush: Default::default(),
+            flags: Default::default(),
+            is_inline: Default::default(),
+            inline_write: Default::default(),
+            inline_too_long: Default::default(),
+            inline_wraps: Default::default(),
+            inline_unpublished: Default::default(),
+            payload_here: Default::default(),
+            source_address: Default::default(),
             malformed: Default::default(),
             outside_window: Default::default(),
             refused: Default::default(),
@@ -213,6 +250,12 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Issuer<DATA_BITS, DEPTH_BI
             outside_window_status: Constant::new(
                 u64::from(DescriptorError::OUTSIDE_WINDOW_CODE).into(),
             ),
+            inline_too_long_status: constant(DescriptorError::INLINE_TOO_LONG_CODE.into()),
+            inline_wraps_status: constant(DescriptorError::INLINE_WRAPS_RING_CODE.into()),
+            inline_past_tail_status: constant(DescriptorError::INLINE_PAST_TAIL_CODE.into()),
+            inline_flag: constant(descriptor_flags::INLINE.into()),
+            undefined_flags: constant((!descriptor_flags::DEFINED).into()),
+            inline_max: constant(INLINE_MAX_BYTES.into()),
             max_request_bytes: Constant::new(u64::from(config.max_request_bytes).into()),
             block_bytes: Constant::new(block.into()),
             block_mask: Constant::new((block - 1).into()),
@@ -257,16 +300,23 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
         self.is_read.next = self.opcode.val() == self.read_opcode.val();
         self.is_nop_or_flush.next = (self.opcode.val() == self.nop_opcode.val())
             || (self.opcode.val() == self.flush_opcode.val());
+        self.flags.next = self
+            .descriptor
+            .val()
+            .get_bits::<8>(self.flags_at.val().index());
+        self.is_inline.next = (self.flags.val() & self.inline_flag.val()) != self.zero_8.val();
+        self.inline_write.next = self.is_write.val() && self.is_inline.val();
         self.malformed.next = false;
         if !self.is_write.val() && !self.is_read.val() && !self.is_nop_or_flush.val() {
             self.malformed.next = true;
         }
-        if self
-            .descriptor
-            .val()
-            .get_bits::<8>(self.flags_at.val().index())
-            != self.zero_8.val()
-        {
+        if (self.flags.val() & self.undefined_flags.val()) != self.zero_8.val() {
+            self.malformed.next = true;
+        }
+        if self.is_inline.val() && !self.is_write.val() {
+            self.malformed.next = true;
+        }
+        if self.inline_write.val() && (self.host_address.val() != self.zero_64.val()) {
             self.malformed.next = true;
         }
         if (self.is_write.val() || self.is_read.val()) && (self.length.val() == self.zero_32.val())
@@ -304,23 +354,41 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
             self.malformed.next = true;
         }
 
-        // The host buffer wholly inside the queue's window: overflow safe, one condition a
-        // line. The window cannot change while the queue has descriptors in flight.
+        // An inline WRITE's own rules, each after the ones before.
+        self.inline_too_long.next =
+            self.inline_write.val() && (self.length.val() > self.inline_max.val());
+        self.inline_wraps.next = self.inline_write.val() && self.descriptor_payload.val().wraps;
+        self.inline_unpublished.next =
+            self.inline_write.val() && self.descriptor_payload.val().unpublished;
+        self.source_address.next = self.host_address.val();
+        if self.inline_write.val() {
+            self.source_address.next = self.descriptor_payload.val().address;
+        }
+
+        // The host bytes wholly inside the queue's window: overflow safe, one condition a
+        // line. The window cannot change while the queue has descriptors in flight, and
+        // holds the rings, so an inline payload always passes.
         self.length_64.next = bit_cast::<64, 32>(self.length.val());
         self.outside_window.next = false;
-        if self.host_address.val() < self.window_base.val() {
+        if self.source_address.val() < self.window_base.val() {
             self.outside_window.next = true;
         }
         if self.length_64.val() > self.window_bytes.val() {
             self.outside_window.next = true;
         }
-        if (self.host_address.val() - self.window_base.val())
+        if (self.source_address.val() - self.window_base.val())
             > (self.window_bytes.val() - self.length_64.val())
         {
             self.outside_window.next = true;
         }
         self.refused.next = self.malformed.val()
+            || self.inline_too_long.val()
+            || self.inline_wraps.val()
+            || self.inline_unpublished.val()
             || ((self.is_write.val() || self.is_read.val()) && self.outside_window.val());
+        self.payload_here.next =
+            self.inline_write.val() && !self.refused.val() && self.descriptor_payload.val().here;
+        self.payload_wanted.next = self.payload_here.val();
 
         // Everything a descriptor queues goes in the same clock.
         self.has_room.next = self.retirements.push_ready.val()
@@ -343,6 +411,15 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
         self.retirements.push_data.next.status = self.zero_8.val();
         if self.refused.val() {
             self.retirements.push_data.next.status = self.outside_window_status.val();
+        }
+        if self.inline_unpublished.val() {
+            self.retirements.push_data.next.status = self.inline_past_tail_status.val();
+        }
+        if self.inline_wraps.val() {
+            self.retirements.push_data.next.status = self.inline_wraps_status.val();
+        }
+        if self.inline_too_long.val() {
+            self.retirements.push_data.next.status = self.inline_too_long_status.val();
         }
         if self.malformed.val() {
             self.retirements.push_data.next.status = self.malformed_status.val();
@@ -376,16 +453,17 @@ impl<const DATA_BITS: usize, const DEPTH_BITS: usize> Logic for Issuer<DATA_BITS
 
         self.plans.push_valid.next =
             self.issuing.val() && !self.refused.val() && self.is_write.val();
+        self.plans.push_data.next.payload_here = self.payload_here.val();
         self.plans.push_data.next.host_lane =
-            self.host_address.val().get_bits::<4>(0) & self.lane_mask.val();
+            self.source_address.val().get_bits::<4>(0) & self.lane_mask.val();
         self.plans.push_data.next.network_lane =
             self.network_address.val().get_bits::<4>(0) & self.lane_mask.val();
         self.plans.push_data.next.length = self.length.val();
 
         // A WRITE's host buffer, read a block at a time.
-        if self.plans.push_valid.val() {
+        if self.plans.push_valid.val() && !self.payload_here.val() {
             self.chunking.d.next = true;
-            self.chunk_address.d.next = self.host_address.val();
+            self.chunk_address.d.next = self.source_address.val();
             self.chunk_remaining.d.next = self.length.val();
         }
         self.block_room.next = self.block_bytes.val()

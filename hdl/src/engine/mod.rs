@@ -3,7 +3,8 @@
 //!
 //! Descriptors flow through one in-order pipeline, whatever queue they come from:
 //! fetched by the [`queue_bank::QueueBank`] through a [`dma_reader::DmaReader`], rebuilt by
-//! the [`assembler::DescriptorAssembler`], checked and set going by the [`issuer::Issuer`],
+//! the [`assembler::DescriptorAssembler`] (which passes an inline WRITE's payload on, fetched
+//! with its descriptor), checked and set going by the [`issuer::Issuer`],
 //! their data carried by the [`write_stream::WriteStream`] (host to persistent memory) and
 //! the [`dma_writer::DmaWriter`] (persistent memory to host), answered by the
 //! [`retirer::Retirer`] and the [`completer::Completer`]. So completions of a queue come in
@@ -111,7 +112,7 @@ pub struct CommandEngine<
     queues: QueueBank<QUEUES>,
     windows: QueueWindows<QUEUES>,
     fetcher: DmaReader<DATA_BITS, QUEUES, FETCH_BUFFER_BITS>,
-    assembler: DescriptorAssembler<DATA_BITS>,
+    assembler: DescriptorAssembler<DATA_BITS, QUEUES>,
     issuer: Issuer<DATA_BITS, DEPTH_BITS>,
     reader: DmaReader<DATA_BITS, READ_SLOTS, READ_BUFFER_BITS>,
     write_stream: WriteStream<DATA_BITS, STROBE_BITS, DEPTH_BITS>,
@@ -310,13 +311,19 @@ impl<
         self.assembler.batch.next.queue = self.queues.fetch_queue.val();
         self.assembler.batch.next.slot = self.queues.fetch_slot.val();
         self.assembler.batch.next.count = self.queues.fetch_count.val();
+        self.assembler.batch.next.address = self.queues.fetch_address.val();
+        self.assembler.batch.next.published_after = self.queues.fetch_published_after.val();
+        self.assembler.batch.next.ring_after = self.queues.fetch_ring_after.val();
+        self.assembler.restart.next = self.queues.restarted.val();
+        self.assembler.restart_queue.next = self.queues.restarted_queue.val();
         self.assembler.data_valid.next = self.fetcher.data_valid.val();
         self.assembler.data.next = self.fetcher.data.val();
         self.assembler.data_error.next = self.fetcher.data_error.val();
         self.fetcher.data_ready.next = self.assembler.data_ready.val();
-        self.queues.fetch_failed.next = self.assembler.fetch_failed.val();
-        self.queues.fetch_failed_queue.next = self.assembler.fetch_failed_queue.val();
-        self.queues.fetch_failed_count.next = self.assembler.fetch_failed_count.val();
+        self.queues.slots_returned.next = self.assembler.slots_returned.val();
+        self.queues.slots_returned_queue.next = self.assembler.slots_returned_queue.val();
+        self.queues.slots_returned_count.next = self.assembler.slots_returned_count.val();
+        self.queues.slots_returned_failed.next = self.assembler.slots_returned_failed.val();
 
         // DMA reads: descriptor fetches first, unless a data read is already on offer;
         // completions go by tag.
@@ -362,6 +369,8 @@ impl<
         self.issuer.descriptor.next = self.assembler.descriptor.val();
         self.issuer.descriptor_queue.next = self.assembler.descriptor_queue.val();
         self.issuer.descriptor_slot.next = self.assembler.descriptor_slot.val();
+        self.issuer.descriptor_payload.next = self.assembler.descriptor_payload.val();
+        self.assembler.payload_wanted.next = self.issuer.payload_wanted.val();
         self.assembler.descriptor_ready.next = self.issuer.descriptor_ready.val();
         self.reader.request_valid.next = self.issuer.read_valid.val();
         self.reader.request_address.next = self.issuer.read_address.val();
@@ -384,6 +393,10 @@ impl<
         self.write_stream.data.next = self.reader.data.val();
         self.write_stream.data_error.next = self.reader.data_error.val();
         self.reader.data_ready.next = self.write_stream.data_ready.val();
+        self.write_stream.payload_valid.next = self.assembler.payload_valid.val();
+        self.write_stream.payload_data.next = self.assembler.payload_data.val();
+        self.write_stream.payload_error.next = self.assembler.payload_error.val();
+        self.assembler.payload_ready.next = self.write_stream.payload_ready.val();
         self.core_write_data_valid.next = self.write_stream.write_data_valid.val();
         self.core_write_data.next = self.write_stream.write_data.val();
         self.core_write_data_enable.next = self.write_stream.write_data_enable.val();

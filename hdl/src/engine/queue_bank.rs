@@ -1,10 +1,11 @@
 //! The queue bank: every queue pair's registers, doorbells and pointers; which queue
 //! fetches descriptors next; completion slots; interrupts with coalescing.
 //!
-//! Queues take turns, one a clock: a running queue with descriptors waiting fetches as many
-//! as fit in one read (up to the ring's end and the read block's end) and as its completion
-//! ring has room for, counting descriptors already in flight, so a full completion ring
-//! holds back only its own queue. The host's bad inputs are refused one by one: doorbells
+//! Queues take turns, one a clock: a running queue with slots waiting fetches as many as fit
+//! in one read (up to the ring's end and the read block's end) and as its completion ring
+//! has room for, counting slots already in flight, so a full completion ring holds back
+//! only its own queue. The bank knows slots, not descriptors: a slot is in flight until its
+//! completion is issued or the assembler returns it (an inline payload's, or a fault's). The host's bad inputs are refused one by one: doorbells
 //! beyond the ring or past the completions written, configuration writes while enabled,
 //! doorbells while disabled, a configuration that is invalid when the queue is enabled, rings
 //! not inside the queue's host-memory window then, and enabling while the queue still has
@@ -44,11 +45,22 @@ pub struct QueueBank<const QUEUES: usize> {
     pub fetch_queue: Signal<Out, Bits<4>>,
     pub fetch_slot: Signal<Out, Bits<16>>,
     pub fetch_count: Signal<Out, Bits<8>>,
+    /// Slots the host had published past the batch, and slots to the ring's end past it:
+    /// how far an inline payload may run beyond the batch.
+    pub fetch_published_after: Signal<Out, Bits<16>>,
+    pub fetch_ring_after: Signal<Out, Bits<16>>,
 
-    /// A fetched batch met a DMA fault: its descriptors are dropped.
-    pub fetch_failed: Signal<In, bool>,
-    pub fetch_failed_queue: Signal<In, Bits<4>>,
-    pub fetch_failed_count: Signal<In, Bits<8>>,
+    /// A fetched batch is done with: `slots_returned_count` of its slots became no
+    /// descriptor that will complete (inline payloads, and what a DMA fault dropped), and
+    /// their completion credits come back; `slots_returned_failed` if its fetch met a fault.
+    pub slots_returned: Signal<In, bool>,
+    pub slots_returned_queue: Signal<In, Bits<4>>,
+    pub slots_returned_count: Signal<In, Bits<8>>,
+    pub slots_returned_failed: Signal<In, bool>,
+    /// Queue `restarted_queue` was enabled afresh last clock (registered: the decoding
+    /// shares a block with the fetch handshake).
+    pub restarted: Signal<Out, bool>,
+    pub restarted_queue: Signal<Out, Bits<4>>,
 
     /// Where `completion_queue`'s next completion goes, and its phase.
     pub completion_queue: Signal<In, Bits<4>>,
@@ -108,6 +120,10 @@ pub struct QueueBank<const QUEUES: usize> {
     offer_queue: DFF<Bits<4>>,
     offer_slot: DFF<Bits<16>>,
     offer_count: DFF<Bits<8>>,
+    offer_published_after: DFF<Bits<16>>,
+    offer_ring_after: DFF<Bits<16>>,
+    restarting: DFF<bool>,
+    restarting_queue: DFF<Bits<4>>,
 
     // The queue a register access names.
     window: Signal<Local, bool>,
@@ -249,9 +265,16 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             fetch_queue: Default::default(),
             fetch_slot: Default::default(),
             fetch_count: Default::default(),
-            fetch_failed: Default::default(),
-            fetch_failed_queue: Default::default(),
-            fetch_failed_count: Default::default(),
+            fetch_published_after: Default::default(),
+            fetch_ring_after: Default::default(),
+            slots_returned: Default::default(),
+            slots_returned_queue: Default::default(),
+            slots_returned_count: Default::default(),
+            slots_returned_failed: Default::default(),
+            restarted: Default::default(),
+            restarted_queue: Default::default(),
+            restarting: Default::default(),
+            restarting_queue: Default::default(),
             completion_queue: Default::default(),
             completion_address: Default::default(),
             completion_phase: Default::default(),
@@ -295,6 +318,8 @@ impl<const QUEUES: usize> QueueBank<QUEUES> {
             offer_queue: Default::default(),
             offer_slot: Default::default(),
             offer_count: Default::default(),
+            offer_published_after: Default::default(),
+            offer_ring_after: Default::default(),
             window: Default::default(),
             target_enabled: Default::default(),
             target_running: Default::default(),
@@ -422,6 +447,10 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             offer_queue,
             offer_slot,
             offer_count,
+            offer_published_after,
+            offer_ring_after,
+            restarting,
+            restarting_queue,
             interrupt_offered,
             interrupt_offered_queue
         );
@@ -636,6 +665,10 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                 self.resets_queue.next = self.enabling.val();
             }
         }
+        self.restarting.d.next = self.writing.val() && self.resets_queue.val();
+        self.restarting_queue.d.next = self.target.val();
+        self.restarted.next = self.restarting.q.val();
+        self.restarted_queue.next = self.restarting_queue.q.val();
 
         // The queue whose turn it is fetches what fits.
         self.turn_running.next = false;
@@ -699,6 +732,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
             self.offer_queue.d.next = self.turn.q.val();
             self.offer_slot.d.next = self.turn_sq_head.val();
             self.offer_count.d.next = self.batch.val().get_bits::<8>(0);
+            self.offer_published_after.d.next = self.waiting.val() - self.batch.val();
+            self.offer_ring_after.d.next = self.to_ring_end.val() - self.batch.val();
         }
         self.fetch_valid.next = self.offering.q.val();
         self.fetch_address.next = self.offer_address.q.val();
@@ -706,6 +741,8 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
         self.fetch_queue.next = self.offer_queue.q.val();
         self.fetch_slot.next = self.offer_slot.q.val();
         self.fetch_count.next = self.offer_count.q.val();
+        self.fetch_published_after.next = self.offer_published_after.q.val();
+        self.fetch_ring_after.next = self.offer_ring_after.q.val();
         if self.offering.q.val() && self.fetch_ready.val() {
             self.offering.d.next = false;
         }
@@ -801,12 +838,14 @@ impl<const QUEUES: usize> Logic for QueueBank<QUEUES> {
                     self.phase[q].d.next = !self.phase[q].q.val();
                 }
             }
-            if self.fetch_failed.val()
-                && (self.fetch_failed_queue.val() == self.queue_numbers[q].val())
+            if self.slots_returned.val()
+                && (self.slots_returned_queue.val() == self.queue_numbers[q].val())
             {
                 self.returned[q].next =
-                    self.returned[q].val() + bit_cast::<16, 8>(self.fetch_failed_count.val());
-                self.raised[q].next = self.fetch_error.val();
+                    self.returned[q].val() + bit_cast::<16, 8>(self.slots_returned_count.val());
+                if self.slots_returned_failed.val() {
+                    self.raised[q].next = self.fetch_error.val();
+                }
             }
             self.acknowledged[q].next =
                 self.entry_landed[q].val() && !self.completion_acked_error.val();

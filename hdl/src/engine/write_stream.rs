@@ -1,5 +1,6 @@
-//! The write stream: carries each WRITE's host data from the DMA reader to the protection
-//! core's write-data port, moving bytes from host lanes to network lanes.
+//! The write stream: carries each WRITE's host data from the DMA reader, or an inline WRITE's
+//! payload from the descriptor assembler, to the protection core's write-data port, moving
+//! bytes from host lanes to network lanes.
 //!
 //! From the first beat of a read the host side refused, the rest of that WRITE goes to the
 //! core with no lane enabled, so persistent memory receives exactly the bytes before the
@@ -34,6 +35,12 @@ pub struct WriteStream<const DATA_BITS: usize, const STROBE_BITS: usize, const D
     pub data: Signal<In, Bits<DATA_BITS>>,
     pub data_error: Signal<In, bool>,
 
+    /// Inline payloads, for plans whose data is here.
+    pub payload_valid: Signal<In, bool>,
+    pub payload_ready: Signal<Out, bool>,
+    pub payload_data: Signal<In, Bits<DATA_BITS>>,
+    pub payload_error: Signal<In, bool>,
+
     pub write_data_valid: Signal<Out, bool>,
     pub write_data_ready: Signal<In, bool>,
     pub write_data: Signal<Out, Bits<DATA_BITS>>,
@@ -46,12 +53,15 @@ pub struct WriteStream<const DATA_BITS: usize, const STROBE_BITS: usize, const D
     realigner: Realigner<DATA_BITS, STROBE_BITS>,
     results: Fifo<WriteResult, DEPTH_BITS>,
     host_lane: DFF<Bits<4>>,
+    payload_here: DFF<bool>,
     length: DFF<Bits<LENGTH_BITS>>,
     beat: DFF<Bits<32>>,
     failed: DFF<bool>,
     bytes_done: DFF<Bits<32>>,
 
     taking: Signal<Local, bool>,
+    source_valid: Signal<Local, bool>,
+    source_error: Signal<Local, bool>,
     fails_now: Signal<Local, bool>,
     bytes_before: Signal<Local, Bits<32>>,
     finishing: Signal<Local, bool>,
@@ -78,6 +88,10 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize>
             data_ready: Default::default(),
             data: Default::default(),
             data_error: Default::default(),
+            payload_valid: Default::default(),
+            payload_ready: Default::default(),
+            payload_data: Default::default(),
+            payload_error: Default::default(),
             write_data_valid: Default::default(),
             write_data_ready: Default::default(),
             write_data: Default::default(),
@@ -88,11 +102,14 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize>
             realigner: Realigner::new(),
             results: Default::default(),
             host_lane: Default::default(),
+            payload_here: Default::default(),
             length: Default::default(),
             beat: Default::default(),
             failed: Default::default(),
             bytes_done: Default::default(),
             taking: Default::default(),
+            source_valid: Default::default(),
+            source_error: Default::default(),
             fails_now: Default::default(),
             bytes_before: Default::default(),
             finishing: Default::default(),
@@ -119,7 +136,16 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
 {
     #[hdl_gen]
     fn update(&mut self) {
-        dff_setup!(self, clock, host_lane, length, beat, failed, bytes_done);
+        dff_setup!(
+            self,
+            clock,
+            host_lane,
+            payload_here,
+            length,
+            beat,
+            failed,
+            bytes_done
+        );
         clock!(self, clock, realigner, results);
         self.realigner.reset.next = self.reset.val();
         self.results.reset.next = self.reset.val();
@@ -132,21 +158,31 @@ impl<const DATA_BITS: usize, const STROBE_BITS: usize, const DEPTH_BITS: usize> 
         self.plan_ready.next = self.realigner.plan_ready.val();
         if self.plan_valid.val() && self.realigner.plan_ready.val() {
             self.host_lane.d.next = self.plan.val().host_lane;
+            self.payload_here.d.next = self.plan.val().payload_here;
             self.length.d.next = self.plan.val().length;
             self.beat.d.next = self.zero_32.val();
             self.failed.d.next = false;
         }
 
-        // Host beats in; everything from the first refused one on carries no enabled lane.
-        self.realigner.input_valid.next = self.data_valid.val();
+        // Host beats in, from the plan's source; everything from the first refused one on
+        // carries no enabled lane.
+        self.source_valid.next = self.data_valid.val();
+        self.source_error.next = self.data_error.val();
         self.realigner.input_data.next = self.data.val();
+        if self.payload_here.q.val() {
+            self.source_valid.next = self.payload_valid.val();
+            self.source_error.next = self.payload_error.val();
+            self.realigner.input_data.next = self.payload_data.val();
+        }
+        self.realigner.input_valid.next = self.source_valid.val();
         self.realigner.input_mask.next = self.all_lanes.val();
-        if self.failed.q.val() || self.data_error.val() {
+        if self.failed.q.val() || self.source_error.val() {
             self.realigner.input_mask.next = self.no_lanes.val();
         }
-        self.data_ready.next = self.realigner.input_ready.val();
-        self.taking.next = self.data_valid.val() && self.realigner.input_ready.val();
-        self.fails_now.next = self.taking.val() && self.data_error.val() && !self.failed.q.val();
+        self.data_ready.next = self.realigner.input_ready.val() && !self.payload_here.q.val();
+        self.payload_ready.next = self.realigner.input_ready.val() && self.payload_here.q.val();
+        self.taking.next = self.source_valid.val() && self.realigner.input_ready.val();
+        self.fails_now.next = self.taking.val() && self.source_error.val() && !self.failed.q.val();
         // The refused beat's first byte, counted from the transfer's first.
         self.bytes_before.next = self.zero_32.val();
         if self.beat.q.val() != self.zero_32.val() {
